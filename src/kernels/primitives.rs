@@ -1,0 +1,85 @@
+//! Building blocks shared by the top-k kernels: the order-preserving key and cube-wide scans.
+
+use cubecl::prelude::*;
+
+/// The order-preserving key of a value: a larger key ranks first.
+///
+/// The value is widened to f32 (exact for f16 and bf16), then its bits are mapped so that unsigned
+/// comparison follows the float order: NaN (any payload) becomes the largest key, −0.0 and +0.0 the
+/// same key. For `largest = false` the key is inverted, so the smallest value ranks first and NaN last.
+/// NaN is tested on the bits, not with a float compare, so no fast-math compiler can fold it away.
+#[cube]
+pub fn order_key<F: Float>(value: F, #[comptime] largest: bool) -> u32 {
+    let bits = u32::reinterpret(f32::cast_from(value));
+    let magnitude = bits & 0x7FFF_FFFFu32;
+    // Positive: set the sign bit. Negative: flip every bit. Then canonicalise NaN and zero.
+    let mut key = select(bits == magnitude, bits | 0x8000_0000u32, !bits);
+    if magnitude > 0x7F80_0000u32 {
+        key = 0xFFFF_FFFFu32;
+    }
+    if magnitude == 0u32 {
+        key = 0x8000_0000u32;
+    }
+    if !largest {
+        key = !key;
+    }
+    key
+}
+
+/// The unit's rank inside the cube, counted plane by plane so that plane scans follow it.
+#[cube]
+pub fn linear_unit() -> usize {
+    (PLANE_POS * PLANE_DIM + UNIT_POS_PLANE) as usize
+}
+
+/// Cube-wide exclusive prefix sum of one `u32` per unit, in [`linear_unit`] order.
+///
+/// Returns `(prefix, total)`. Every unit of the cube must call it (it synchronises the cube).
+/// `scratch` needs `CUBE_DIM / PLANE_DIM + 1` words; any plane size works.
+#[cube]
+pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, u32) {
+    let plane_count = (CUBE_DIM / PLANE_DIM) as usize;
+    let inclusive = plane_inclusive_sum(value);
+    if UNIT_POS_PLANE == PLANE_DIM - 1 {
+        scratch[PLANE_POS as usize] = inclusive;
+    }
+    sync_cube();
+    // At most 128 plane totals (1024 units, plane size 8): one unit scans them.
+    if UNIT_POS == 0 {
+        let mut running = 0u32;
+        for plane in 0usize..plane_count {
+            let total = scratch[plane];
+            scratch[plane] = running;
+            running += total;
+        }
+        scratch[plane_count] = running;
+    }
+    sync_cube();
+    let prefix = scratch[PLANE_POS as usize] + inclusive - value;
+    let total = scratch[plane_count];
+    sync_cube();
+    (prefix, total)
+}
+
+/// Cube-wide bitwise OR of one `u32` per unit. Every unit must call it; `scratch` needs
+/// `CUBE_DIM + 1` words.
+///
+/// Plain shared memory rather than plane ops: on lavapipe `plane_max` compares `u32` as signed, and
+/// there is no plane OR; this runs once per row, so one unit folding the words is cheap enough.
+#[cube]
+pub fn cube_or(value: u32, scratch: &mut SharedMemory<u32>) -> u32 {
+    let units = CUBE_DIM as usize;
+    scratch[UNIT_POS as usize] = value;
+    sync_cube();
+    if UNIT_POS == 0 {
+        let mut bits = 0u32;
+        for unit in 0usize..units {
+            bits |= scratch[unit];
+        }
+        scratch[units] = bits;
+    }
+    sync_cube();
+    let bits = scratch[units];
+    sync_cube();
+    bits
+}

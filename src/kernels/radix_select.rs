@@ -1,0 +1,213 @@
+//! Radix select, one cube per row.
+//!
+//! 1. Find the k-th largest key, 8 bits at a time from the top (4 passes over the row, a 256-bin
+//!    shared-memory histogram each), and how many of the elements equal to it belong to the top-k.
+//! 2. Gather, in index order, every element above that key and the first ties, into a scratch row.
+//! 3. Sort the k candidates by key, descending, with a stable LSD radix sort (one bit per pass, only
+//!    over the bits in which some candidate differs from the threshold): stability keeps ties in
+//!    index order.
+//! 4. Write the values (read back from the input, bit for bit) and the indices.
+
+use crate::kernels::primitives::{cube_exclusive_sum, cube_or, linear_unit, order_key};
+use cubecl::prelude::*;
+
+const RADIX_BITS: u32 = 8;
+const RADIX_BINS: usize = 256;
+/// The gather and the sort count two things per chunk in one word: the low half and the high half.
+const HIGH_HALF: u32 = 1 << 16;
+const LOW_MASK: u32 = HIGH_HALF - 1;
+
+/// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
+/// other dimensions. Honours any strides (transposed views, non-last `dim`).
+#[cube]
+fn row_offset<F: Float>(input: &Tensor<F>, row: usize, dim: usize) -> usize {
+    let rank = input.rank();
+    let mut remaining = row;
+    let mut offset = 0usize;
+    for step in 0usize..rank {
+        let axis = rank - 1usize - step;
+        if axis != dim {
+            let size = input.shape(axis);
+            offset += (remaining % size) * input.stride(axis);
+            remaining /= size;
+        }
+    }
+    offset
+}
+
+/// The top-k of each row. Launched with one cube per row (rows beyond `num_rows` exit).
+///
+/// `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the product of the
+/// dimensions after `dim`. `scratch_keys` and `scratch_indices` hold `2 * k` words per row (the sort
+/// ping-pongs between the two halves).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn radix_select_kernel<F: Float, I: Int>(
+    input: &Tensor<F>,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    scratch_keys: &mut Tensor<u32>,
+    scratch_indices: &mut Tensor<u32>,
+    dim: usize,
+    k: u32,
+    num_rows: usize,
+    inner: usize,
+    #[comptime] largest: bool,
+    #[comptime] cube_dim: u32,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row >= num_rows {
+        terminate!();
+    }
+    let unit = linear_unit();
+    let units = cube_dim as usize;
+    let len = input.shape(dim);
+    let stride = input.stride(dim);
+    let base = row_offset(input, row, dim);
+
+    let histogram = SharedMemory::<Atomic<u32>>::new(RADIX_BINS);
+    let mut decision = SharedMemory::<u32>::new(2usize);
+    let mut scratch = SharedMemory::<u32>::new(cube_dim as usize + 1usize);
+
+    // 1. The k-th key, digit by digit.
+    let mut prefix = 0u32;
+    let mut mask = 0u32;
+    let mut remaining = k;
+    #[unroll]
+    for pass in 0..4u32 {
+        let shift = 32 - RADIX_BITS * (pass + 1);
+        let mut bin = unit;
+        while bin < RADIX_BINS {
+            histogram[bin].store(0u32);
+            bin += units;
+        }
+        sync_cube();
+        let mut i = unit;
+        while i < len {
+            let key = order_key::<F>(input[base + i * stride], largest);
+            if (key & mask) == prefix {
+                histogram[((key >> shift) & 0xFFu32) as usize].fetch_add(1u32);
+            }
+            i += units;
+        }
+        sync_cube();
+        if UNIT_POS == 0 {
+            // Walk the bins from the top until the count reaches the rank still to place.
+            let mut above = 0u32;
+            let mut digit = 0u32;
+            let mut found = false;
+            for step in 0usize..RADIX_BINS {
+                let bin = RADIX_BINS - 1usize - step;
+                let count = histogram[bin].load();
+                if !found {
+                    if above + count >= remaining {
+                        digit = bin as u32;
+                        found = true;
+                    } else {
+                        above += count;
+                    }
+                }
+            }
+            decision[0usize] = digit;
+            decision[1usize] = remaining - above;
+        }
+        sync_cube();
+        prefix |= decision[0usize] << shift;
+        mask |= 0xFFu32 << shift;
+        remaining = decision[1usize];
+        sync_cube();
+    }
+    let threshold = prefix;
+    let ties_taken = remaining;
+
+    // 2. Gather the k candidates in index order: keys above the threshold, and the first
+    //    `ties_taken` keys equal to it.
+    let k_len = k as usize;
+    let scratch_row = row * 2usize * k_len;
+    let mut above_seen = 0u32;
+    let mut ties_seen = 0u32;
+    let mut varying_local = 0u32;
+    let chunks = len.div_ceil(units);
+    for chunk in 0usize..chunks {
+        let i = chunk * units + unit;
+        let mut key = 0u32;
+        let mut flag = 0u32;
+        if i < len {
+            key = order_key::<F>(input[base + i * stride], largest);
+            if key > threshold {
+                flag = 1u32;
+            } else if key == threshold {
+                flag = HIGH_HALF;
+            }
+        }
+        let (before, total) = cube_exclusive_sum(flag, &mut scratch);
+        let above_before = above_seen + (before & LOW_MASK);
+        let ties_before = ties_seen + (before >> 16);
+        let mut slot = k;
+        if flag == 1u32 {
+            slot = above_before + min(ties_before, ties_taken);
+        } else if flag == HIGH_HALF && ties_before < ties_taken {
+            slot = above_before + ties_before;
+        }
+        if slot < k {
+            scratch_keys[scratch_row + slot as usize] = key;
+            scratch_indices[scratch_row + slot as usize] = i as u32;
+            varying_local |= key ^ threshold;
+        }
+        above_seen += total & LOW_MASK;
+        ties_seen += total >> 16;
+    }
+    sync_storage();
+    sync_cube();
+
+    // 3. Stable LSD sort, one bit per pass, highest key first. A bit in which no candidate
+    //    differs from the threshold is the same in every candidate: no pass for it (f16 and bf16
+    //    keys, widened to f32, skip their low bits this way, and close values skip the high ones).
+    //    Each unit owns a contiguous block of candidates, so a pass needs one cube scan: count the
+    //    block's ones, scan the counts, then scatter the block in order.
+    let varying = cube_or(varying_local, &mut scratch);
+    let block = k_len.div_ceil(units);
+    let block_start = min(unit * block, k_len);
+    let block_end = min(block_start + block, k_len);
+    let mut source = 0usize;
+    for bit in 0u32..32u32 {
+        if ((varying >> bit) & 1u32) == 1u32 {
+            let target = k_len - source;
+            let mut ones_in_block = 0u32;
+            for j in block_start..block_end {
+                ones_in_block += (scratch_keys[scratch_row + source + j] >> bit) & 1u32;
+            }
+            let (ones_before, ones_total) = cube_exclusive_sum(ones_in_block, &mut scratch);
+            // Ones keep their order at the front, zeros theirs after all the ones.
+            let mut next_one = ones_before as usize;
+            let mut next_zero = ones_total as usize + block_start - next_one;
+            for j in block_start..block_end {
+                let key = scratch_keys[scratch_row + source + j];
+                let index = scratch_indices[scratch_row + source + j];
+                let mut slot = next_zero;
+                if ((key >> bit) & 1u32) == 1u32 {
+                    slot = next_one;
+                    next_one += 1;
+                } else {
+                    next_zero += 1;
+                }
+                scratch_keys[scratch_row + target + slot] = key;
+                scratch_indices[scratch_row + target + slot] = index;
+            }
+            source = target;
+            sync_storage();
+            sync_cube();
+        }
+    }
+
+    // 4. Write the results, values read from the input so they keep their exact bits.
+    let out_row = (row / inner) * k_len * inner + row % inner;
+    let mut j = unit;
+    while j < k_len {
+        let index = scratch_indices[scratch_row + source + j] as usize;
+        values[out_row + j * inner] = input[base + index * stride];
+        indices[out_row + j * inner] = I::cast_from(index);
+        j += units;
+    }
+}

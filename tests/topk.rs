@@ -1,0 +1,409 @@
+//! The top-k test matrix, run on the runtime the features select: wgpu by default (a software
+//! Vulkan adapter when no GPU is present), CUDA with `--features cuda`. Every case is compared with
+//! `burn_topk::reference`, exactly: value bits and indices.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn_topk::{Strategy, TopKBackend, TopKError, TopKExt, TopKOptions, reference};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    pub type Fused = burn::backend::Cuda;
+    pub type Plain = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+}
+#[cfg(not(feature = "cuda"))]
+mod gpu {
+    pub type Fused = burn::backend::Wgpu;
+    pub type Plain = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+}
+use gpu::{Fused, Plain};
+
+fn gpu_device() -> burn::tensor::Device<Fused> {
+    burn_topk::device::default_device()
+}
+
+/// A fresh seed per run, printed so a failure can be replayed with `BURN_TOPK_TEST_SEED`.
+fn rng(case: &str) -> StdRng {
+    let seed = std::env::var("BURN_TOPK_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random::<u64>());
+    println!("{case}: seed {seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+fn random_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-10.0f32..10.0)).collect()
+}
+
+fn few_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(0..4) as f32).collect()
+}
+
+fn specials(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    let pool = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        1e-45,
+        -1e-45,
+    ];
+    (0..n)
+        .map(|_| pool[rng.random_range(0..pool.len())])
+        .collect()
+}
+
+/// Bits of a value after a round trip through `dtype`, so the reference sees what the device sees.
+fn bits_of(data: &TensorData) -> Vec<u64> {
+    match data.dtype {
+        DType::F32 => data.iter::<f32>().map(|v| v.to_bits() as u64).collect(),
+        DType::F16 => data
+            .as_slice::<half::f16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits() as u64)
+            .collect(),
+        DType::BF16 => data
+            .as_slice::<half::bf16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits() as u64)
+            .collect(),
+        DType::F64 => data.iter::<f64>().map(|v| v.to_bits()).collect(),
+        other => panic!("unexpected dtype {other:?}"),
+    }
+}
+
+fn reference_of(data: &TensorData, k: usize, dim: usize, largest: bool) -> (TensorData, Vec<i64>) {
+    let shape = data.shape.clone();
+    macro_rules! run {
+        ($t:ty) => {{
+            let (v, i) =
+                reference::top_k(data.as_slice::<$t>().unwrap(), &shape, k, dim, largest).unwrap();
+            let mut out_shape = shape.to_vec();
+            out_shape[dim] = k;
+            (
+                TensorData::new(v, out_shape),
+                i.into_iter().map(|i| i as i64).collect(),
+            )
+        }};
+    }
+    match data.dtype {
+        DType::F32 => run!(f32),
+        DType::F16 => run!(half::f16),
+        DType::BF16 => run!(half::bf16),
+        DType::F64 => run!(f64),
+        other => panic!("unexpected dtype {other:?}"),
+    }
+}
+
+/// Runs a top-k of `tensor` and compares it with the reference, exactly.
+fn check_tensor<B: TopKBackend, const D: usize>(
+    tensor: Tensor<B, D>,
+    k: usize,
+    dim: usize,
+    options: TopKOptions,
+    what: &str,
+) {
+    let input = tensor.to_data();
+    let (values, indices) = tensor
+        .try_top_k_with(k, dim, options)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (want_values, want_indices) = reference_of(&input, k, dim, options.largest);
+    let got_indices: Vec<i64> = indices.into_data().convert::<i64>().to_vec().unwrap();
+    let got_values = values.into_data();
+    assert_eq!(got_values.shape, want_values.shape, "{what}: shape");
+    assert_eq!(got_indices, want_indices, "{what}: indices");
+    assert_eq!(
+        bits_of(&got_values),
+        bits_of(&want_values),
+        "{what}: values"
+    );
+}
+
+/// Equal slices, or a panic naming the first difference (whole vectors are too long to print).
+fn assert_same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(at) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        let wrong = (0..got.len()).filter(|&i| got[i] != want[i]).count();
+        panic!(
+            "{what}: {wrong} of {} differ, first at {at}: got {:?}, want {:?}",
+            got.len(),
+            got[at],
+            want[at]
+        );
+    }
+}
+
+fn tensor<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// The foundation matrix on one backend.
+fn matrix<B: TopKBackend>(device: &B::Device, strategy: Strategy) {
+    let mut rng = rng("matrix");
+    let lengths = [1usize, 3, 31, 257, 65537];
+    for &len in &lengths {
+        let rows = if len > 1000 { 2 } else { 5 };
+        let ks: Vec<usize> = [1, 2, len / 2, len - 1, len]
+            .into_iter()
+            .filter(|&k| k >= 1 && k <= len)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for (name, values) in [
+            ("random", random_values(&mut rng, rows * len)),
+            ("ties", few_values(&mut rng, rows * len)),
+            ("equal", vec![3.5; rows * len]),
+            ("specials", specials(&mut rng, rows * len)),
+        ] {
+            for &k in &ks {
+                for largest in [true, false] {
+                    let options = TopKOptions { largest, strategy };
+                    let what = format!("{name} rows={rows} len={len} k={k} largest={largest}");
+                    check_tensor(
+                        tensor::<B, 2>(values.clone(), [rows, len], device),
+                        k,
+                        1,
+                        options,
+                        &what,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Rank 1 and 3, every dim, transposed and permuted views.
+fn layouts<B: TopKBackend>(device: &B::Device, strategy: Strategy) {
+    let mut rng = rng("layouts");
+    let options = TopKOptions::largest().with_strategy(strategy);
+    let v = random_values(&mut rng, 300);
+    check_tensor(
+        tensor::<B, 1>(v.clone(), [300], device),
+        7,
+        0,
+        options,
+        "rank 1",
+    );
+    check_tensor(
+        tensor::<B, 1>(v.clone(), [300], device),
+        300,
+        0,
+        TopKOptions::smallest().with_strategy(strategy),
+        "rank 1 smallest k = len",
+    );
+
+    let v = few_values(&mut rng, 4 * 37 * 5);
+    for dim in 0..3 {
+        for k in [1, 3] {
+            check_tensor(
+                tensor::<B, 3>(v.clone(), [4, 37, 5], device),
+                k,
+                dim,
+                options,
+                &format!("rank 3 dim {dim} k {k}"),
+            );
+        }
+    }
+    // Transposed: the selected dim has a large stride.
+    let t = tensor::<B, 2>(random_values(&mut rng, 33 * 70), [33, 70], device).transpose();
+    check_tensor(t.clone(), 5, 1, options, "transposed dim 1");
+    check_tensor(t, 70, 0, options, "transposed dim 0");
+    let p = tensor::<B, 3>(specials(&mut rng, 6 * 9 * 11), [6, 9, 11], device).permute([2, 0, 1]);
+    check_tensor(p.clone(), 4, 1, options, "permuted dim 1");
+    check_tensor(p, 9, 2, options, "permuted dim 2");
+    // A slice: offset and strides from a narrowed view.
+    let s = tensor::<B, 2>(random_values(&mut rng, 8 * 40), [8, 40], device).narrow(1, 3, 30);
+    check_tensor(s, 10, 1, options, "narrowed");
+}
+
+/// Half-precision dtypes where the device has them (checked on the device's own terms).
+fn half_dtypes<B: TopKBackend>(device: &B::Device, strategy: Strategy) {
+    let mut rng = rng("half");
+    for dtype in [DType::F16, DType::BF16] {
+        if !B::supports_dtype(device, dtype) {
+            println!("{dtype:?} not supported on this device: skipped");
+            continue;
+        }
+        for (name, values) in [
+            ("random", random_values(&mut rng, 3 * 1000)),
+            ("ties", few_values(&mut rng, 3 * 1000)),
+            ("specials", specials(&mut rng, 3 * 1000)),
+        ] {
+            for largest in [true, false] {
+                let options = TopKOptions { largest, strategy };
+                let t = tensor::<B, 2>(values.clone(), [3, 1000], device).cast(dtype);
+                check_tensor(t, 100, 1, options, &format!("{dtype:?} {name} {largest}"));
+            }
+        }
+    }
+}
+
+/// Every error, returned before any launch, and the panicking form's message.
+fn errors<B: TopKBackend>(device: &B::Device) {
+    let t = || tensor::<B, 2>(vec![1.0; 12], [3, 4], device);
+    assert_eq!(t().try_top_k(0, 1).err(), Some(TopKError::KIsZero));
+    assert_eq!(
+        t().try_top_k(5, 1).err(),
+        Some(TopKError::KTooLarge {
+            k: 5,
+            len: 4,
+            dim: 1
+        })
+    );
+    assert_eq!(
+        t().try_top_k(1, 2).err(),
+        Some(TopKError::DimOutOfRange { dim: 2, rank: 2 })
+    );
+    let empty = Tensor::<B, 2>::empty([3, 0], device);
+    assert_eq!(
+        empty.try_top_k(1, 1).err(),
+        Some(TopKError::EmptyDim {
+            dim: 1,
+            shape: vec![3, 0]
+        })
+    );
+    // Other dims may be empty: the result is empty too.
+    let (v, i) = Tensor::<B, 2>::empty([0, 5], device).top_k(2, 1);
+    assert_eq!(v.dims(), [0, 2]);
+    assert_eq!(i.dims(), [0, 2]);
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t().top_k(9, 0))).unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("k = 9 is larger than the length 3"),
+        "{message}"
+    );
+}
+
+#[test]
+fn fused_matrix() {
+    matrix::<Fused>(&gpu_device(), Strategy::Auto);
+}
+
+#[test]
+fn fused_layouts_and_dtypes() {
+    let device = gpu_device();
+    layouts::<Fused>(&device, Strategy::RadixSelect);
+    half_dtypes::<Fused>(&device, Strategy::RadixSelect);
+}
+
+#[test]
+fn plain_cube_backend() {
+    let device = gpu_device();
+    layouts::<Plain>(&device, Strategy::Auto);
+    half_dtypes::<Plain>(&device, Strategy::Auto);
+    errors::<Plain>(&device);
+}
+
+#[test]
+fn fused_errors() {
+    let device = gpu_device();
+    errors::<Fused>(&device);
+    // f64 is refused by the device kernels where the device could hold it.
+    if Fused::supports_dtype(&device, DType::F64) {
+        let t = tensor::<Fused, 2>(vec![1.0; 6], [2, 3], &device).cast(DType::F64);
+        assert!(matches!(
+            t.try_top_k(1, 1),
+            Err(TopKError::UnsupportedDType {
+                dtype: DType::F64,
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn autodiff_values_carry_gradients() {
+    type B = Autodiff<Fused>;
+    let device = gpu_device();
+    layouts::<B>(&device, Strategy::Auto);
+    let x = tensor::<B, 2>(vec![1.0, 5.0, 3.0, 5.0, 7.0, 2.0], [2, 3], &device).require_grad();
+    let (values, indices) = x.clone().top_k(2, 1);
+    let want: Vec<i64> = vec![1, 2, 1, 0];
+    assert_eq!(
+        indices
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap(),
+        want
+    );
+    let grads = (values * 2.0).sum().backward();
+    let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(grad, vec![0.0, 2.0, 2.0, 2.0, 2.0, 0.0]);
+}
+
+#[test]
+fn row_alone_equals_row_in_batch() {
+    let device = gpu_device();
+    let mut rng = rng("batch");
+    let values = few_values(&mut rng, 16 * 500);
+    let batch: Tensor<Fused, 2> = tensor(values.clone(), [16, 500], &device);
+    let (bv, bi) = batch.top_k(40, 1);
+    let (bv, bi) = (bv.into_data(), bi.into_data().convert::<i64>());
+    for row in [0usize, 7, 15] {
+        let alone: Tensor<Fused, 2> = tensor(
+            values[row * 500..(row + 1) * 500].to_vec(),
+            [1, 500],
+            &device,
+        );
+        let (v, i) = alone.top_k(40, 1);
+        assert_eq!(
+            v.into_data().to_vec::<f32>().unwrap(),
+            bv.to_vec::<f32>().unwrap()[row * 40..(row + 1) * 40]
+        );
+        assert_eq!(
+            i.into_data().convert::<i64>().to_vec::<i64>().unwrap(),
+            bi.to_vec::<i64>().unwrap()[row * 40..(row + 1) * 40]
+        );
+    }
+}
+
+#[test]
+fn ndarray_fallback() {
+    let device = Default::default();
+    matrix::<NdArray>(&device, Strategy::Auto);
+    layouts::<NdArray>(&device, Strategy::Auto);
+    errors::<NdArray>(&device);
+    // f64 is ranked exactly on the host.
+    let t = tensor::<NdArray, 2>(vec![1.0, 3.0, 2.0, 3.0], [2, 2], &device).cast(DType::F64);
+    check_tensor(t, 1, 1, TopKOptions::largest(), "ndarray f64");
+    let _: Tensor<NdArray, 2, Int> = tensor::<NdArray, 2>(vec![1.0; 4], [2, 2], &device)
+        .top_k(1, 0)
+        .1;
+}
+
+#[test]
+fn reference_semantics() {
+    let (v, i) = reference::top_k(
+        &[f32::NAN, f32::INFINITY, -0.0, 0.0, -1.0],
+        &[5],
+        5,
+        0,
+        true,
+    )
+    .unwrap();
+    assert!(v[0].is_nan());
+    assert_eq!(&v[1..], &[f32::INFINITY, -0.0, 0.0, -1.0]);
+    assert_eq!(i, vec![0, 1, 2, 3, 4]);
+    let (_, i) = reference::top_k(&[f32::NAN, 2.0, 0.0, -0.0], &[4], 3, 0, false).unwrap();
+    assert_eq!(i, vec![2, 3, 1]);
+}
