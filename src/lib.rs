@@ -45,6 +45,11 @@ pub mod reference;
 pub mod tensor_ext;
 
 pub use backend::TopKBackend;
+
+/// The README's code, compiled and run as a doctest so its snippet keeps working.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use error::TopKError;
 pub use options::{Strategy, TopKOptions};
 pub use tensor_ext::TopKExt;

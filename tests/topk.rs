@@ -125,11 +125,11 @@ fn check_tensor<B: TopKBackend, const D: usize>(
     let got_indices: Vec<i64> = indices.into_data().convert::<i64>().to_vec().unwrap();
     let got_values = values.into_data();
     assert_eq!(got_values.shape, want_values.shape, "{what}: shape");
-    assert_eq!(got_indices, want_indices, "{what}: indices");
-    assert_eq!(
-        bits_of(&got_values),
-        bits_of(&want_values),
-        "{what}: values"
+    assert_same(&got_indices, &want_indices, &format!("{what}: indices"));
+    assert_same(
+        &bits_of(&got_values),
+        &bits_of(&want_values),
+        &format!("{what}: value bits"),
     );
 }
 
