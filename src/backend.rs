@@ -48,7 +48,7 @@ mod cube {
 
 mod fusion {
     use super::*;
-    use crate::launch::output_shape;
+    use crate::launch::{kernel_supports, output_shape};
     use burn::tensor::{Element, TensorMetadata};
     use burn_fusion::{
         Fusion, FusionBackend, FusionRuntime,
@@ -90,11 +90,9 @@ mod fusion {
             options: TopKOptions,
         ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError> {
             let client = tensor.client.clone();
-            let supported = match tensor.dtype {
-                // The device kernels rank in f32.
-                burn::tensor::DType::F64 => false,
-                dtype => B::supports_dtype(client.device(), dtype),
-            };
+            let supported = kernel_supports(tensor.dtype, || {
+                B::supports_dtype(client.device(), tensor.dtype)
+            });
             check_float_dtype(tensor.dtype, supported)?;
             check_shape(&tensor.shape(), k, dim)?;
 
@@ -128,8 +126,9 @@ mod autodiff {
     use burn::tensor::backend::AutodiffBackend;
     use burn::tensor::ops::FloatTensorOps;
 
-    /// Indices carry no gradient. Values of a tensor that requires a gradient are gathered again
-    /// through the autodiff graph, so gradients flow to the selected positions.
+    /// Indices carry no gradient. Values of a tensor on the autodiff graph (a leaf that requires a
+    /// gradient, or anything computed from one) are gathered again through the graph, so gradients
+    /// flow to the selected positions; other tensors pay no extra launch.
     impl<B: TopKBackend, C: CheckpointStrategy> TopKBackend for Autodiff<B, C> {
         fn float_top_k(
             tensor: FloatTensor<Self>,
@@ -137,7 +136,7 @@ mod autodiff {
             dim: usize,
             options: TopKOptions,
         ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError> {
-            let tracked = Self::float_is_require_grad(&tensor);
+            let tracked = !tensor.node.requirement.is_none();
             let (values, indices) = B::float_top_k(Self::inner(tensor.clone()), k, dim, options)?;
             let values = if tracked {
                 Self::float_gather(dim, tensor, indices.clone())

@@ -42,12 +42,14 @@ pub enum TopKError {
         /// Why it is refused.
         reason: &'static str,
     },
-    /// The row is too long for the kernels' 32-bit counters.
-    #[error("top-k: dimension length {len} exceeds the supported maximum {max}")]
-    RowTooLong {
-        /// The length of `dim`.
-        len: usize,
-        /// The largest supported length.
+    /// A buffer the device kernels would address has more elements than their 32-bit indexing reaches.
+    #[error(
+        "top-k: {elements} elements exceed the device kernels' 32-bit addressing (at most {max})"
+    )]
+    TooLarge {
+        /// Elements of the largest buffer the launch would address.
+        elements: usize,
+        /// The largest supported count.
         max: usize,
     },
 }
@@ -62,10 +64,6 @@ pub(crate) struct RowLayout {
     /// Product of the dimensions after `dim`: the output stride of `dim` in a contiguous result.
     pub inner: usize,
 }
-
-/// The longest row the kernels accept: positions and counts are 32-bit, and the gather packs two
-/// per-chunk counts into one word, so keep a wide margin under `u32::MAX`.
-pub(crate) const MAX_ROW_LEN: usize = (u32::MAX / 2) as usize;
 
 /// Checks `k` and `dim` against `shape`: the part of validation that does not depend on the backend.
 pub(crate) fn check_shape(shape: &[usize], k: usize, dim: usize) -> Result<RowLayout, TopKError> {
@@ -85,12 +83,6 @@ pub(crate) fn check_shape(shape: &[usize], k: usize, dim: usize) -> Result<RowLa
     }
     if k > len {
         return Err(TopKError::KTooLarge { k, len, dim });
-    }
-    if len > MAX_ROW_LEN {
-        return Err(TopKError::RowTooLong {
-            len,
-            max: MAX_ROW_LEN,
-        });
     }
     let inner = shape[dim + 1..].iter().product();
     let rows = shape.iter().product::<usize>() / len;

@@ -349,6 +349,11 @@ fn autodiff_values_carry_gradients() {
     let grads = (values * 2.0).sum().backward();
     let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
     assert_eq!(grad, vec![0.0, 2.0, 2.0, 2.0, 2.0, 0.0]);
+    // Through an intermediate tensor of the graph, too.
+    let (values, _) = (x.clone() * 3.0).top_k(1, 1);
+    let grads = values.sum().backward();
+    let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(grad, vec![0.0, 3.0, 0.0, 0.0, 3.0, 0.0]);
 }
 
 #[test]

@@ -14,18 +14,33 @@ pub(crate) fn validate<R: CubeRuntime>(
     dim: usize,
 ) -> Result<RowLayout, TopKError> {
     check_float_dtype(tensor.dtype, dtype_supported(tensor))?;
-    check_shape(&tensor.shape(), k, dim)
+    let layout = check_shape(&tensor.shape(), k, dim)?;
+    // Kernels index with 32 bits: the input's buffer and the scratch rows (2k words per row, the
+    // largest buffer a launch writes) must fit.
+    let input_elements = tensor.handle.size() as usize / tensor.dtype.size();
+    let elements = input_elements.max(layout.rows * 2 * k);
+    if elements > u32::MAX as usize {
+        return Err(TopKError::TooLarge {
+            elements,
+            max: u32::MAX as usize,
+        });
+    }
+    Ok(layout)
 }
 
 fn dtype_supported<R: CubeRuntime>(tensor: &CubeTensor<R>) -> bool {
-    match tensor.dtype {
-        // The kernels rank in f32: f64 would lose order between close values.
-        DType::F64 => false,
-        dtype => tensor
+    kernel_supports(tensor.dtype, || {
+        tensor
             .client
             .properties()
-            .supports_type(cubecl::ir::ElemType::from(dtype)),
-    }
+            .supports_type(cubecl::ir::ElemType::from(tensor.dtype))
+    })
+}
+
+/// Whether the device kernels can rank `dtype`, given whether the device supports it at all.
+/// They rank in f32, which is exact for f16 and bf16 but would merge close f64 values.
+pub(crate) fn kernel_supports(dtype: DType, device_supports: impl FnOnce() -> bool) -> bool {
+    dtype != DType::F64 && device_supports()
 }
 
 /// Runs a validated top-k. `index_dtype` is the backend's integer type.
