@@ -48,7 +48,7 @@ mod cube {
 
 mod fusion {
     use super::*;
-    use crate::launch::{kernel_supports, output_shape};
+    use crate::launch::{check_addressing, kernel_supports, output_shape};
     use burn::tensor::{Element, TensorMetadata};
     use burn_fusion::{
         Fusion, FusionBackend, FusionRuntime,
@@ -94,7 +94,8 @@ mod fusion {
                 B::supports_dtype(client.device(), tensor.dtype)
             });
             check_float_dtype(tensor.dtype, supported)?;
-            check_shape(&tensor.shape(), k, dim)?;
+            let layout = check_shape(&tensor.shape(), k, dim)?;
+            check_addressing(tensor.shape().num_elements(), layout, k)?;
 
             let shape = output_shape(&tensor.shape(), k, dim);
             let values =

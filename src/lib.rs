@@ -28,7 +28,8 @@
 //! - f32 everywhere; f16 and bf16 where the device supports them (not converted to f32 in
 //!   memory); f64 on the host fallback only.
 //! - Bad input returns a [`TopKError`] from `try_top_k` (and panics with its message from
-//!   `top_k`): k = 0, k > length, `dim` ≥ rank, an empty `dim`, an unsupported dtype. Other
+//!   `top_k`): k = 0, k > length, `dim` ≥ rank, an empty `dim`, an unsupported dtype, a tensor
+//!   past the device kernels' 32-bit addressing. Other
 //!   dimensions may be empty: the result is then empty too.
 //!
 //! The exact definition is [`reference`], the CPU code every kernel is tested against.

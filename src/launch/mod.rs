@@ -15,9 +15,21 @@ pub(crate) fn validate<R: CubeRuntime>(
 ) -> Result<RowLayout, TopKError> {
     check_float_dtype(tensor.dtype, dtype_supported(tensor))?;
     let layout = check_shape(&tensor.shape(), k, dim)?;
-    // Kernels index with 32 bits: the input's buffer and the scratch rows (2k words per row, the
-    // largest buffer a launch writes) must fit.
-    let input_elements = tensor.handle.size() as usize / tensor.dtype.size();
+    check_addressing(
+        tensor.handle.size() as usize / tensor.dtype.size(),
+        layout,
+        k,
+    )?;
+    Ok(layout)
+}
+
+/// Kernels index with 32 bits: the input's buffer and the scratch rows (2k words per row, the
+/// largest buffer a launch writes) must fit.
+pub(crate) fn check_addressing(
+    input_elements: usize,
+    layout: RowLayout,
+    k: usize,
+) -> Result<(), TopKError> {
     let elements = input_elements.max(layout.rows * 2 * k);
     if elements > u32::MAX as usize {
         return Err(TopKError::TooLarge {
@@ -25,7 +37,7 @@ pub(crate) fn validate<R: CubeRuntime>(
             max: u32::MAX as usize,
         });
     }
-    Ok(layout)
+    Ok(())
 }
 
 fn dtype_supported<R: CubeRuntime>(tensor: &CubeTensor<R>) -> bool {
