@@ -1,6 +1,6 @@
 //! The backend trait: how each Burn backend computes a top-k.
 
-use crate::error::{TopKError, check_float_dtype, check_shape};
+use crate::error::TopKError;
 use crate::options::TopKOptions;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -48,7 +48,7 @@ mod cube {
 
 mod fusion {
     use super::*;
-    use crate::launch::{check_addressing, kernel_supports, output_shape};
+    use crate::launch::{check_kernel_input, output_shape};
     use burn::tensor::{Element, TensorMetadata};
     use burn_fusion::{
         Fusion, FusionBackend, FusionRuntime,
@@ -90,12 +90,14 @@ mod fusion {
             options: TopKOptions,
         ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError> {
             let client = tensor.client.clone();
-            let supported = kernel_supports(tensor.dtype, || {
-                B::supports_dtype(client.device(), tensor.dtype)
-            });
-            check_float_dtype(tensor.dtype, supported)?;
-            let layout = check_shape(&tensor.shape(), k, dim)?;
-            check_addressing(tensor.shape().num_elements(), layout, k)?;
+            check_kernel_input(
+                tensor.dtype,
+                || B::supports_dtype(client.device(), tensor.dtype),
+                &tensor.shape(),
+                tensor.shape().num_elements(),
+                k,
+                dim,
+            )?;
 
             let shape = output_shape(&tensor.shape(), k, dim);
             let values =

@@ -29,8 +29,8 @@
 //!   memory); f64 on the host fallback only.
 //! - Bad input returns a [`TopKError`] from `try_top_k` (and panics with its message from
 //!   `top_k`): k = 0, k > length, `dim` ≥ rank, an empty `dim`, an unsupported dtype, a tensor
-//!   past the device kernels' 32-bit addressing. Other
-//!   dimensions may be empty: the result is then empty too.
+//!   past the device kernels' 32-bit addressing. Other dimensions may be empty: the result is
+//!   then empty too.
 //!
 //! The exact definition is [`reference`], the CPU code every kernel is tested against.
 
@@ -46,11 +46,11 @@ pub mod reference;
 pub mod tensor_ext;
 
 pub use backend::TopKBackend;
+pub use error::TopKError;
+pub use options::{Strategy, TopKOptions};
+pub use tensor_ext::TopKExt;
 
 /// The README's code, compiled and run as a doctest so its snippet keeps working.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-pub use error::TopKError;
-pub use options::{Strategy, TopKOptions};
-pub use tensor_ext::TopKExt;

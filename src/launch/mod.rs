@@ -13,23 +13,35 @@ pub(crate) fn validate<R: CubeRuntime>(
     k: usize,
     dim: usize,
 ) -> Result<RowLayout, TopKError> {
-    check_float_dtype(tensor.dtype, dtype_supported(tensor))?;
-    let layout = check_shape(&tensor.shape(), k, dim)?;
-    check_addressing(
+    check_kernel_input(
+        tensor.dtype,
+        || {
+            tensor
+                .client
+                .properties()
+                .supports_type(cubecl::ir::ElemType::from(tensor.dtype))
+        },
+        &tensor.shape(),
         tensor.handle.size() as usize / tensor.dtype.size(),
-        layout,
         k,
-    )?;
-    Ok(layout)
+        dim,
+    )
 }
 
-/// Kernels index with 32 bits: the input's buffer and the scratch rows (2k words per row, the
-/// largest buffer a launch writes) must fit.
-pub(crate) fn check_addressing(
+/// Everything the device kernels need checked on the host, shared by the CubeCL and Fusion paths:
+/// the dtype (`device_supports` says whether the device has it at all), the shape, and the 32-bit
+/// addressing of the input's buffer (`input_elements`) and of the scratch rows (2k words per row,
+/// the largest buffer a launch writes).
+pub(crate) fn check_kernel_input(
+    dtype: DType,
+    device_supports: impl FnOnce() -> bool,
+    shape: &Shape,
     input_elements: usize,
-    layout: RowLayout,
     k: usize,
-) -> Result<(), TopKError> {
+    dim: usize,
+) -> Result<RowLayout, TopKError> {
+    check_float_dtype(dtype, kernel_supports(dtype, device_supports))?;
+    let layout = check_shape(shape, k, dim)?;
     let elements = input_elements.max(layout.rows * 2 * k);
     if elements > u32::MAX as usize {
         return Err(TopKError::TooLarge {
@@ -37,21 +49,12 @@ pub(crate) fn check_addressing(
             max: u32::MAX as usize,
         });
     }
-    Ok(())
-}
-
-fn dtype_supported<R: CubeRuntime>(tensor: &CubeTensor<R>) -> bool {
-    kernel_supports(tensor.dtype, || {
-        tensor
-            .client
-            .properties()
-            .supports_type(cubecl::ir::ElemType::from(tensor.dtype))
-    })
+    Ok(layout)
 }
 
 /// Whether the device kernels can rank `dtype`, given whether the device supports it at all.
 /// They rank in f32, which is exact for f16 and bf16 but would merge close f64 values.
-pub(crate) fn kernel_supports(dtype: DType, device_supports: impl FnOnce() -> bool) -> bool {
+fn kernel_supports(dtype: DType, device_supports: impl FnOnce() -> bool) -> bool {
     dtype != DType::F64 && device_supports()
 }
 
