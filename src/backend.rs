@@ -4,6 +4,7 @@ use crate::error::TopKError;
 use crate::options::TopKOptions;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{DType, Shape};
 
 /// A Burn backend that can compute a top-k.
 ///
@@ -20,11 +21,26 @@ pub trait TopKBackend: Backend {
         dim: usize,
         options: TopKOptions,
     ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError>;
+
+    /// The error [`float_top_k`](Self::float_top_k) would return for a tensor of this `dtype`
+    /// and `shape` on `device`, found without running anything. Lazy backends (Fusion) call it
+    /// before they queue the operation.
+    fn check_top_k(
+        device: &Self::Device,
+        dtype: DType,
+        shape: &Shape,
+        k: usize,
+        dim: usize,
+        options: TopKOptions,
+    ) -> Result<(), TopKError>;
 }
 
 mod cube {
     use super::*;
-    use crate::launch;
+    use crate::launch::{self, Plan};
+    use burn::tensor::Element;
+    use burn::tensor::Slice;
+    use burn::tensor::TensorMetadata;
     use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
     impl<R, F, I, BT> TopKBackend for CubeBackend<R, F, I, BT>
@@ -40,15 +56,78 @@ mod cube {
             dim: usize,
             options: TopKOptions,
         ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError> {
-            let layout = launch::validate(&tensor, k, dim)?;
-            Ok(launch::top_k(tensor, k, dim, layout, options, I::dtype()))
+            let dtype = tensor.dtype;
+            let (layout, plan) = launch::check_and_plan(
+                &tensor.client.properties().hardware,
+                dtype,
+                || supports(&tensor.client, dtype),
+                &tensor.shape(),
+                tensor.handle.size() as usize / dtype.size(),
+                k,
+                dim,
+                options.strategy,
+            )?;
+            Ok(match plan {
+                Plan::BurnBuiltin => burn_builtin::<Self>(tensor, k, dim, options.largest),
+                plan => launch::top_k(tensor, k, dim, layout, plan, options.largest, I::dtype()),
+            })
         }
+
+        fn check_top_k(
+            device: &Self::Device,
+            dtype: DType,
+            shape: &Shape,
+            k: usize,
+            dim: usize,
+            options: TopKOptions,
+        ) -> Result<(), TopKError> {
+            let client = R::client(device);
+            launch::check_and_plan(
+                &client.properties().hardware,
+                dtype,
+                || supports(&client, dtype),
+                shape,
+                shape.num_elements(),
+                k,
+                dim,
+                options.strategy,
+            )
+            .map(|_| ())
+        }
+    }
+
+    fn supports<R: CubeRuntime>(client: &cubecl::client::ComputeClient<R>, dtype: DType) -> bool {
+        client
+            .properties()
+            .supports_type(cubecl::ir::ElemType::from(dtype))
+    }
+
+    /// [`Strategy::BurnBuiltin`](crate::Strategy::BurnBuiltin): Burn's sort, then the first k.
+    fn burn_builtin<B: burn::tensor::backend::Backend>(
+        tensor: FloatTensor<B>,
+        k: usize,
+        dim: usize,
+        largest: bool,
+    ) -> (FloatTensor<B>, IntTensor<B>) {
+        let rank = tensor.shape().num_dims();
+        let int_dtype = B::IntElem::dtype().into();
+        let (values, indices) = B::float_sort_with_indices(tensor, dim, largest, int_dtype);
+        let slices: Vec<Slice> = (0..rank)
+            .map(|axis| {
+                let end = (axis == dim).then_some(k as isize);
+                Slice::new(0, end, 1)
+            })
+            .collect();
+        (
+            B::float_slice(values, &slices),
+            B::int_slice(indices, &slices),
+        )
     }
 }
 
 mod fusion {
     use super::*;
-    use crate::launch::{check_kernel_input, output_shape};
+    use crate::launch::output_shape;
     use burn::tensor::{Element, TensorMetadata};
     use burn_fusion::{
         Fusion, FusionBackend, FusionRuntime,
@@ -90,13 +169,13 @@ mod fusion {
             options: TopKOptions,
         ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError> {
             let client = tensor.client.clone();
-            check_kernel_input(
+            B::check_top_k(
+                client.device(),
                 tensor.dtype,
-                || B::supports_dtype(client.device(), tensor.dtype),
                 &tensor.shape(),
-                tensor.shape().num_elements(),
                 k,
                 dim,
+                options,
             )?;
 
             let shape = output_shape(&tensor.shape(), k, dim);
@@ -118,6 +197,17 @@ mod fusion {
                 .try_into()
                 .expect("top-k registers two outputs");
             Ok((values, indices))
+        }
+
+        fn check_top_k(
+            device: &Self::Device,
+            dtype: DType,
+            shape: &Shape,
+            k: usize,
+            dim: usize,
+            options: TopKOptions,
+        ) -> Result<(), TopKError> {
+            B::check_top_k(device, dtype, shape, k, dim, options)
         }
     }
 }
@@ -148,6 +238,17 @@ mod autodiff {
             };
             Ok((values, indices))
         }
+
+        fn check_top_k(
+            device: &Self::Device,
+            dtype: DType,
+            shape: &Shape,
+            k: usize,
+            dim: usize,
+            options: TopKOptions,
+        ) -> Result<(), TopKError> {
+            B::check_top_k(device, dtype, shape, k, dim, options)
+        }
     }
 }
 
@@ -167,6 +268,17 @@ mod ndarray {
                     options: TopKOptions,
                 ) -> Result<(FloatTensor<Self>, IntTensor<Self>), TopKError> {
                     crate::fallback::float_top_k::<Self>(tensor, k, dim, options)
+                }
+
+                fn check_top_k(
+                    _device: &Self::Device,
+                    dtype: DType,
+                    shape: &Shape,
+                    k: usize,
+                    dim: usize,
+                    _options: TopKOptions,
+                ) -> Result<(), TopKError> {
+                    crate::fallback::check(dtype, shape, k, dim)
                 }
             }
         )*};

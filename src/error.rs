@@ -52,6 +52,20 @@ pub enum TopKError {
         /// The largest supported count.
         max: usize,
     },
+    /// `BURN_TOPK_STRATEGY` named no strategy.
+    #[error(
+        "top-k: BURN_TOPK_STRATEGY = {name:?} is not one of auto, streaming, two-stage, radix, burn"
+    )]
+    UnknownStrategy {
+        /// The value found.
+        name: String,
+    },
+    /// Explicit tuning parameters the device cannot run.
+    #[error("top-k: invalid strategy parameters: {reason}")]
+    InvalidParams {
+        /// What is wrong with them.
+        reason: String,
+    },
 }
 
 /// Where the selection runs: the tensor seen as `rows` independent rows of `len` elements.

@@ -34,8 +34,7 @@ pub fn float_top_k<B: Backend>(
 ) -> Result<(FloatTensor<B>, IntTensor<B>), TopKError> {
     let dtype = tensor.dtype();
     let shape = tensor.shape();
-    check_float_dtype(dtype, true)?;
-    check_shape(&shape, k, dim)?;
+    check(dtype, &shape, k, dim)?;
     let device = B::float_device(&tensor);
     let data = burn::tensor::try_read_sync(B::float_into_data(tensor))
         .expect("the fallback needs a backend that can read synchronously")
@@ -52,6 +51,12 @@ pub fn float_top_k<B: Backend>(
     let indices: Vec<i64> = indices.into_iter().map(|i| i as i64).collect();
     let indices = TensorData::new(indices, out_shape).convert_dtype(B::IntElem::dtype());
     Ok((values, B::int_from_data(indices, &device)))
+}
+
+/// The errors [`float_top_k`] returns, found without reading the tensor.
+pub fn check(dtype: DType, shape: &Shape, k: usize, dim: usize) -> Result<(), TopKError> {
+    check_float_dtype(dtype, true)?;
+    check_shape(shape, k, dim).map(|_| ())
 }
 
 fn select<E: RankedElement + Element>(

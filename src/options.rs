@@ -1,19 +1,103 @@
-//! What a caller can choose: the direction of the selection and the algorithm.
+//! What a caller can choose: the direction of the selection, the algorithm and its tuning.
+
+use crate::error::TopKError;
 
 /// The algorithm that computes a top-k on CubeCL backends.
 ///
-/// Every strategy gives exactly the same result (see the crate docs for the semantics); they differ
-/// only in speed. Backends without CubeCL ignore the strategy and use the host fallback.
+/// Every strategy but [`BurnBuiltin`](Strategy::BurnBuiltin) gives exactly the same result (see
+/// the crate docs for the semantics); they differ only in speed. Backends without CubeCL ignore
+/// the strategy and use the host fallback.
+///
+/// The environment variable `BURN_TOPK_STRATEGY` (`auto`, `streaming`, `two-stage`, `radix` or
+/// `burn`) replaces [`Auto`](Strategy::Auto) for benchmarks and tests; explicit strategies are
+/// never overridden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// Let the crate choose. Today this is [`Strategy::RadixSelect`], the one algorithm valid for every k.
+    /// Let the crate choose, per call, from the shape, k and the device:
+    /// [`RadixSelect`](Strategy::RadixSelect) when k is too large for the streaming buffer
+    /// (more than [`STREAMING_MAX_K`]), else [`TwoStage`](Strategy::TwoStage) when the rows are
+    /// too few to fill the device and long enough to split, else
+    /// [`Streaming`](Strategy::Streaming).
     #[default]
     Auto,
+    /// One pass over each row with one cube per row: a candidate buffer in shared memory and a
+    /// running threshold that rejects most elements with one compare. One launch per call. For
+    /// k up to [`STREAMING_MAX_K`]; a larger k runs [`RadixSelect`](Strategy::RadixSelect).
+    Streaming(StreamingParams),
+    /// Rows split into tiles, several cubes per row each finding its tile's top-k, then a second
+    /// launch merging a row's candidates. For long rows at small batch. Same k limit as
+    /// [`Streaming`](Strategy::Streaming), with the same fallback.
+    TwoStage(TwoStageParams),
     /// Radix select on order-preserving integer keys: one cube per row finds the k-th key digit by
     /// digit, gathers everything above it plus the first ties by index, and sorts the k results.
     /// Valid for any `k` up to the row length.
     RadixSelect,
+    /// Burn's own `sort_with_indices` and a slice, for comparison. Burn's sort is not stable, so
+    /// equal values may come in another order than the other strategies give.
+    BurnBuiltin,
+}
+
+/// The largest k the streaming and two-stage kernels take: their candidate buffer holds at
+/// least 2k entries in shared memory, and the final sort ranks every candidate against all the
+/// others (O(k²) work in one cube).
+pub const STREAMING_MAX_K: usize = 2048;
+
+impl Strategy {
+    /// [`Strategy::Streaming`] with its parameters chosen per call.
+    pub fn streaming() -> Self {
+        Self::Streaming(StreamingParams::default())
+    }
+
+    /// [`Strategy::TwoStage`] with its parameters chosen per call.
+    pub fn two_stage() -> Self {
+        Self::TwoStage(TwoStageParams::default())
+    }
+
+    /// Parses a `BURN_TOPK_STRATEGY` value.
+    pub fn from_name(name: &str) -> Result<Self, TopKError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "streaming" => Ok(Self::streaming()),
+            "two-stage" | "two_stage" => Ok(Self::two_stage()),
+            "radix" | "radix-select" => Ok(Self::RadixSelect),
+            "burn" => Ok(Self::BurnBuiltin),
+            _ => Err(TopKError::UnknownStrategy {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// `Auto` replaced by `BURN_TOPK_STRATEGY` when that is set; other strategies unchanged.
+    pub(crate) fn with_env_override(self) -> Result<Self, TopKError> {
+        if self != Self::Auto {
+            return Ok(self);
+        }
+        match std::env::var("BURN_TOPK_STRATEGY") {
+            Ok(name) => Self::from_name(&name),
+            Err(_) => Ok(Self::Auto),
+        }
+    }
+}
+
+/// Tuning of [`Strategy::Streaming`]; `None` lets the crate choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamingParams {
+    /// Planes per cube: the cube has `planes_per_cube × plane size` units, at least 256 and at
+    /// most the device's limit.
+    pub planes_per_cube: Option<u32>,
+    /// Vector loads each unit issues before using any (more loads in flight per unit); at most 32
+    /// elements per unit per batch.
+    pub vectors_per_unit: Option<u32>,
+}
+
+/// Tuning of [`Strategy::TwoStage`]; `None` lets the crate choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TwoStageParams {
+    /// Elements per tile in stage 1 (rounded up to whole batches of the cube).
+    pub tile_width: Option<usize>,
+    /// Planes per cube in stage 1, as in [`StreamingParams::planes_per_cube`].
+    pub planes_per_cube: Option<u32>,
 }
 
 /// Options of [`TopKExt::try_top_k_with`](crate::TopKExt::try_top_k_with).

@@ -5,6 +5,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn_topk::options::{StreamingParams, TwoStageParams};
 use burn_topk::{Strategy, TopKBackend, TopKError, TopKExt, TopKOptions, reference};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -293,16 +294,179 @@ fn errors<B: TopKBackend>(device: &B::Device) {
     );
 }
 
+/// Every exact strategy, with tunings that stress them on small inputs: the smallest cubes,
+/// one vector per unit, and tiles so narrow that most rows split into many.
+fn strategies() -> Vec<(&'static str, Strategy)> {
+    vec![
+        ("auto", Strategy::Auto),
+        ("streaming", Strategy::streaming()),
+        (
+            "streaming-1-vector",
+            Strategy::Streaming(StreamingParams {
+                planes_per_cube: None,
+                vectors_per_unit: Some(1),
+            }),
+        ),
+        ("two-stage", Strategy::two_stage()),
+        (
+            "two-stage-narrow",
+            Strategy::TwoStage(TwoStageParams {
+                tile_width: Some(40),
+                planes_per_cube: None,
+            }),
+        ),
+        ("radix", Strategy::RadixSelect),
+    ]
+}
+
 #[test]
 fn fused_matrix() {
-    matrix::<Fused>(&gpu_device(), Strategy::Auto);
+    let device = gpu_device();
+    for (name, strategy) in strategies() {
+        println!("strategy {name}");
+        matrix::<Fused>(&device, strategy);
+    }
 }
 
 #[test]
 fn fused_layouts_and_dtypes() {
     let device = gpu_device();
-    layouts::<Fused>(&device, Strategy::RadixSelect);
-    half_dtypes::<Fused>(&device, Strategy::RadixSelect);
+    for (name, strategy) in strategies() {
+        println!("strategy {name}");
+        layouts::<Fused>(&device, strategy);
+        half_dtypes::<Fused>(&device, strategy);
+    }
+}
+
+/// The kernels issue's shapes: a row of 1M elements, a batch of 4096 rows, the k that sit on
+/// plane and buffer boundaries, half-precision rows full of exact ties.
+#[test]
+fn kernel_family_shapes() {
+    let device = gpu_device();
+    let mut rng = rng("family");
+    let long = random_values(&mut rng, 1 << 20);
+    let long_ties = few_values(&mut rng, 1 << 20);
+    let batch = random_values(&mut rng, 4096 * 300);
+    let mid = specials(&mut rng, 3 * 5000);
+    for (name, strategy) in strategies() {
+        println!("strategy {name}");
+        for k in [1, 33, 2048] {
+            check_tensor(
+                tensor::<Fused, 2>(long.clone(), [1, 1 << 20], &device),
+                k,
+                1,
+                TopKOptions::largest().with_strategy(strategy),
+                &format!("{name}: 1M random k={k}"),
+            );
+        }
+        check_tensor(
+            tensor::<Fused, 2>(long_ties.clone(), [1, 1 << 20], &device),
+            100,
+            1,
+            TopKOptions::smallest().with_strategy(strategy),
+            &format!("{name}: 1M ties k=100 smallest"),
+        );
+        for k in [1, 50, 300] {
+            check_tensor(
+                tensor::<Fused, 2>(batch.clone(), [4096, 300], &device),
+                k,
+                1,
+                TopKOptions::largest().with_strategy(strategy),
+                &format!("{name}: 4096 rows k={k}"),
+            );
+        }
+        for k in [1, 2, 31, 32, 33, 64, 100, 1000, 2048, 5000] {
+            check_tensor(
+                tensor::<Fused, 2>(mid.clone(), [3, 5000], &device),
+                k,
+                1,
+                TopKOptions::largest().with_strategy(strategy),
+                &format!("{name}: specials k={k}"),
+            );
+        }
+        for dtype in [DType::F16, DType::BF16] {
+            if Fused::supports_dtype(&device, dtype) {
+                let t = tensor::<Fused, 2>(few_values(&mut rng, 4 * 20000), [4, 20000], &device)
+                    .cast(dtype);
+                check_tensor(
+                    t,
+                    1000,
+                    1,
+                    TopKOptions::largest().with_strategy(strategy),
+                    &format!("{name}: {dtype:?} ties k=1000"),
+                );
+            }
+        }
+    }
+    // k = length: beyond the streaming buffer, so every strategy runs radix select. A 1M row on
+    // real GPUs; lavapipe gives wrong sorts past about 200k candidates in one cube (NOTES.md).
+    let len = if cfg!(feature = "cuda") { 1 << 20 } else { 1 << 17 };
+    check_tensor(
+        tensor::<Fused, 2>(long[..len].to_vec(), [1, len], &device),
+        len,
+        1,
+        TopKOptions::largest().with_strategy(Strategy::streaming()),
+        "1M k=len",
+    );
+}
+
+/// Burn's own sort is not stable, so it is compared on distinct values only.
+#[test]
+fn burn_builtin_strategy() {
+    let device = gpu_device();
+    let mut rng = rng("builtin");
+    let mut values: Vec<f32> = (0..3 * 700).map(|i| i as f32 * 0.25 - 100.0).collect();
+    for i in (1..values.len()).rev() {
+        values.swap(i, rng.random_range(0..=i));
+    }
+    for largest in [true, false] {
+        let options = TopKOptions {
+            largest,
+            strategy: Strategy::BurnBuiltin,
+        };
+        check_tensor(
+            tensor::<Fused, 2>(values.clone(), [3, 700], &device),
+            20,
+            1,
+            options,
+            &format!("burn builtin largest={largest}"),
+        );
+    }
+}
+
+#[test]
+fn strategy_names_and_params() {
+    assert_eq!(Strategy::from_name("two-stage"), Ok(Strategy::two_stage()));
+    assert_eq!(Strategy::from_name("Radix"), Ok(Strategy::RadixSelect));
+    assert_eq!(Strategy::from_name("burn"), Ok(Strategy::BurnBuiltin));
+    assert_eq!(Strategy::from_name("auto"), Ok(Strategy::Auto));
+    assert_eq!(Strategy::from_name("streaming"), Ok(Strategy::streaming()));
+    assert!(matches!(
+        Strategy::from_name("fastest"),
+        Err(TopKError::UnknownStrategy { .. })
+    ));
+    let device = gpu_device();
+    let t = || tensor::<Fused, 2>(vec![1.0; 2 * 512], [2, 512], &device);
+    for strategy in [
+        Strategy::Streaming(StreamingParams {
+            planes_per_cube: Some(1),
+            vectors_per_unit: None,
+        }),
+        Strategy::Streaming(StreamingParams {
+            planes_per_cube: None,
+            vectors_per_unit: Some(100),
+        }),
+        Strategy::TwoStage(TwoStageParams {
+            tile_width: Some(0),
+            planes_per_cube: None,
+        }),
+    ] {
+        let result = t().try_top_k_with(3, 1, TopKOptions::largest().with_strategy(strategy));
+        assert!(
+            matches!(result, Err(TopKError::InvalidParams { .. })),
+            "{strategy:?}"
+        );
+    }
 }
 
 #[test]
@@ -361,19 +525,32 @@ fn row_alone_equals_row_in_batch() {
     let device = gpu_device();
     let mut rng = rng("batch");
     let values = few_values(&mut rng, 16 * 500);
-    let batch: Tensor<Fused, 2> = tensor(values.clone(), [16, 500], &device);
-    let (bv, bi) = batch.top_k(40, 1);
+    for (name, strategy) in strategies() {
+        row_alone_equals_row_in_batch_with(&device, &values, strategy, name);
+    }
+}
+
+fn row_alone_equals_row_in_batch_with(
+    device: &burn::tensor::Device<Fused>,
+    values: &[f32],
+    strategy: Strategy,
+    name: &str,
+) {
+    let options = TopKOptions::largest().with_strategy(strategy);
+    let batch: Tensor<Fused, 2> = tensor(values.to_vec(), [16, 500], device);
+    let (bv, bi) = batch.top_k_with(40, 1, options);
     let (bv, bi) = (bv.into_data(), bi.into_data().convert::<i64>());
     for row in [0usize, 7, 15] {
         let alone: Tensor<Fused, 2> = tensor(
             values[row * 500..(row + 1) * 500].to_vec(),
             [1, 500],
-            &device,
+            device,
         );
-        let (v, i) = alone.top_k(40, 1);
+        let (v, i) = alone.top_k_with(40, 1, options);
         assert_eq!(
             v.into_data().to_vec::<f32>().unwrap(),
-            bv.to_vec::<f32>().unwrap()[row * 40..(row + 1) * 40]
+            bv.to_vec::<f32>().unwrap()[row * 40..(row + 1) * 40],
+            "{name}"
         );
         assert_eq!(
             i.into_data().convert::<i64>().to_vec::<i64>().unwrap(),

@@ -26,6 +26,24 @@ pub fn order_key<F: Float>(value: F, #[comptime] largest: bool) -> u32 {
     key
 }
 
+/// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
+/// other dimensions. Honours any strides (transposed views, non-last `dim`).
+#[cube]
+pub fn row_offset<T: CubePrimitive>(input: &Tensor<T>, row: usize, dim: usize) -> usize {
+    let rank = input.rank();
+    let mut remaining = row;
+    let mut offset = 0usize;
+    for step in 0usize..rank {
+        let axis = rank - 1usize - step;
+        if axis != dim {
+            let size = input.shape(axis);
+            offset += (remaining % size) * input.stride(axis);
+            remaining /= size;
+        }
+    }
+    offset
+}
+
 /// The unit's rank inside the cube, counted plane by plane so that plane scans follow it.
 #[cube]
 pub fn linear_unit() -> usize {

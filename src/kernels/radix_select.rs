@@ -8,32 +8,11 @@
 //!    index order.
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
-use crate::kernels::primitives::{cube_exclusive_sum, cube_or, linear_unit, order_key};
+use crate::kernels::primitives::{cube_exclusive_sum, cube_or, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
 const RADIX_BITS: u32 = 8;
 const RADIX_BINS: usize = 256;
-/// The gather and the sort count two things per chunk in one word: the low half and the high half.
-const HIGH_HALF: u32 = 1 << 16;
-const LOW_MASK: u32 = HIGH_HALF - 1;
-
-/// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
-/// other dimensions. Honours any strides (transposed views, non-last `dim`).
-#[cube]
-fn row_offset<F: Float>(input: &Tensor<F>, row: usize, dim: usize) -> usize {
-    let rank = input.rank();
-    let mut remaining = row;
-    let mut offset = 0usize;
-    for step in 0usize..rank {
-        let axis = rank - 1usize - step;
-        if axis != dim {
-            let size = input.shape(axis);
-            offset += (remaining % size) * input.stride(axis);
-            remaining /= size;
-        }
-    }
-    offset
-}
 
 /// The top-k of each row. Launched with one cube per row (rows beyond `num_rows` exit).
 ///
@@ -122,41 +101,41 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     let ties_taken = remaining;
 
     // 2. Gather the k candidates in index order: keys above the threshold, and the first
-    //    `ties_taken` keys equal to it.
+    //    `ties_taken` keys equal to it. Each unit owns a contiguous block of the row: it counts
+    //    its block, two cube scans give every block its first slots, then it writes in order.
+    //    (One scan per row, not one per chunk: see NOTES.md on long barrier loops.)
     let k_len = k as usize;
     let scratch_row = row * 2usize * k_len;
-    let mut above_seen = 0u32;
-    let mut ties_seen = 0u32;
+    let row_block = len.div_ceil(units);
+    let row_start = min(unit * row_block, len);
+    let row_end = min(row_start + row_block, len);
+    let mut above_local = 0u32;
+    let mut ties_local = 0u32;
+    for i in row_start..row_end {
+        let key = order_key::<F>(input[base + i * stride], largest);
+        above_local += select(key > threshold, 1u32, 0u32);
+        ties_local += select(key == threshold, 1u32, 0u32);
+    }
+    let (mut above_before, _above_total) = cube_exclusive_sum(above_local, &mut scratch);
+    let (mut ties_before, _ties_total) = cube_exclusive_sum(ties_local, &mut scratch);
     let mut varying_local = 0u32;
-    let chunks = len.div_ceil(units);
-    for chunk in 0usize..chunks {
-        let i = chunk * units + unit;
-        let mut key = 0u32;
-        let mut flag = 0u32;
-        if i < len {
-            key = order_key::<F>(input[base + i * stride], largest);
-            if key > threshold {
-                flag = 1u32;
-            } else if key == threshold {
-                flag = HIGH_HALF;
-            }
-        }
-        let (before, total) = cube_exclusive_sum(flag, &mut scratch);
-        let above_before = above_seen + (before & LOW_MASK);
-        let ties_before = ties_seen + (before >> 16);
+    for i in row_start..row_end {
+        let key = order_key::<F>(input[base + i * stride], largest);
         let mut slot = k;
-        if flag == 1u32 {
+        if key > threshold {
             slot = above_before + min(ties_before, ties_taken);
-        } else if flag == HIGH_HALF && ties_before < ties_taken {
-            slot = above_before + ties_before;
+            above_before += 1;
+        } else if key == threshold {
+            if ties_before < ties_taken {
+                slot = above_before + ties_before;
+            }
+            ties_before += 1;
         }
         if slot < k {
             scratch_keys[scratch_row + slot as usize] = key;
             scratch_indices[scratch_row + slot as usize] = i as u32;
             varying_local |= key ^ threshold;
         }
-        above_seen += total & LOW_MASK;
-        ties_seen += total >> 16;
     }
     sync_storage();
     sync_cube();

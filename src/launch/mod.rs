@@ -1,55 +1,62 @@
-//! Host code: validation, buffers and launches for each algorithm. Kernels live in `crate::kernels`.
+//! Host code: validation, planning, buffers and launches for each algorithm. Kernels live in
+//! `crate::kernels`.
 
 pub mod radix_select;
+pub mod streaming;
+pub mod two_stage;
 
 use crate::error::{RowLayout, TopKError, check_float_dtype, check_shape};
-use crate::options::{Strategy, TopKOptions};
-use burn::tensor::{DType, Shape, TensorMetadata};
-use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
+use crate::kernels::candidates;
+use crate::options::{STREAMING_MAX_K, Strategy, StreamingParams, TwoStageParams};
+use burn::tensor::{DType, Shape};
+use cubecl::ir::HardwareProperties;
 
-/// Validates a top-k on a CubeCL tensor, on the host, before anything is launched.
-pub(crate) fn validate<R: CubeRuntime>(
-    tensor: &CubeTensor<R>,
-    k: usize,
-    dim: usize,
-) -> Result<RowLayout, TopKError> {
-    check_kernel_input(
-        tensor.dtype,
-        || {
-            tensor
-                .client
-                .properties()
-                .supports_type(cubecl::ir::ElemType::from(tensor.dtype))
-        },
-        &tensor.shape(),
-        tensor.handle.size() as usize / tensor.dtype.size(),
-        k,
-        dim,
-    )
+/// Units of the cubes that hold a candidate buffer: its digit search gives one bin to a unit.
+const MIN_CANDIDATE_UNITS: usize = 256;
+/// Elements a unit holds per batch: one bit each in the pending mask.
+const MAX_BATCH: usize = 32;
+/// Whole batches of this many elements per unit by default (4 loads of 16 bytes for f32).
+const DEFAULT_BATCH: usize = 16;
+
+/// What a validated call will run, with every parameter fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    Streaming(streaming::Config),
+    TwoStage(two_stage::Config),
+    RadixSelect,
+    BurnBuiltin,
 }
 
-/// Everything the device kernels need checked on the host, shared by the CubeCL and Fusion paths:
-/// the dtype (`device_supports` says whether the device has it at all), the shape, and the 32-bit
-/// addressing of the input's buffer (`input_elements`) and of the scratch rows (2k words per row,
-/// the largest buffer a launch writes).
-pub(crate) fn check_kernel_input(
+/// Everything the device kernels need checked on the host, shared by the CubeCL and Fusion
+/// paths: the dtype (`device_supports` says whether the device has it at all), the shape, the
+/// 32-bit addressing of the input's buffer (`input_elements`) and of the scratch rows, and the
+/// strategy, resolved to a plan that fits the device.
+pub(crate) fn check_and_plan(
+    hardware: &HardwareProperties,
     dtype: DType,
     device_supports: impl FnOnce() -> bool,
     shape: &Shape,
     input_elements: usize,
     k: usize,
     dim: usize,
-) -> Result<RowLayout, TopKError> {
+    strategy: Strategy,
+) -> Result<(RowLayout, Plan), TopKError> {
     check_float_dtype(dtype, kernel_supports(dtype, device_supports))?;
     let layout = check_shape(shape, k, dim)?;
-    let elements = input_elements.max(layout.rows * 2 * k);
+    let plan = plan(hardware, layout, k, strategy.with_env_override()?)?;
+    let scratch = match plan {
+        Plan::RadixSelect => layout.rows * 2 * k,
+        Plan::TwoStage(config) => layout.rows * config.tiles(layout.len) * k,
+        Plan::Streaming(_) | Plan::BurnBuiltin => 0,
+    };
+    let elements = input_elements.max(scratch);
     if elements > u32::MAX as usize {
         return Err(TopKError::TooLarge {
             elements,
             max: u32::MAX as usize,
         });
     }
-    Ok(layout)
+    Ok((layout, plan))
 }
 
 /// Whether the device kernels can rank `dtype`, given whether the device supports it at all.
@@ -58,20 +65,186 @@ fn kernel_supports(dtype: DType, device_supports: impl FnOnce() -> bool) -> bool
     dtype != DType::F64 && device_supports()
 }
 
-/// Runs a validated top-k. `index_dtype` is the backend's integer type.
-pub(crate) fn top_k<R: CubeRuntime>(
-    tensor: CubeTensor<R>,
-    k: usize,
-    dim: usize,
+/// Resolves a strategy to a plan for this device and shape.
+fn plan(
+    hardware: &HardwareProperties,
     layout: RowLayout,
-    options: TopKOptions,
-    index_dtype: DType,
-) -> (CubeTensor<R>, CubeTensor<R>) {
-    match options.strategy {
-        Strategy::Auto | Strategy::RadixSelect => {
-            radix_select::launch(tensor, k, dim, layout, options.largest, index_dtype)
+    k: usize,
+    strategy: Strategy,
+) -> Result<Plan, TopKError> {
+    let streaming_fits = k <= STREAMING_MAX_K
+        && hardware.max_units_per_cube as usize >= MIN_CANDIDATE_UNITS
+        && candidate_capacity(k, MIN_CANDIDATE_UNITS, hardware).is_some();
+    Ok(match strategy {
+        Strategy::BurnBuiltin => Plan::BurnBuiltin,
+        Strategy::RadixSelect => Plan::RadixSelect,
+        _ if !streaming_fits => Plan::RadixSelect,
+        Strategy::Streaming(params) => {
+            Plan::Streaming(streaming_config(hardware, layout, k, params)?)
         }
+        Strategy::TwoStage(params) => {
+            Plan::TwoStage(two_stage_config(hardware, layout, k, params)?)
+        }
+        Strategy::Auto => {
+            if few_long_rows(hardware, layout, k) {
+                Plan::TwoStage(two_stage_config(
+                    hardware,
+                    layout,
+                    k,
+                    TwoStageParams::default(),
+                )?)
+            } else {
+                Plan::Streaming(streaming_config(
+                    hardware,
+                    layout,
+                    k,
+                    StreamingParams::default(),
+                )?)
+            }
+        }
+    })
+}
+
+/// The streaming multiprocessors (or their equivalent) to fill; unknown on some runtimes.
+fn processors(hardware: &HardwareProperties) -> usize {
+    hardware.num_streaming_multiprocessors.unwrap_or(16) as usize
+}
+
+/// `Auto`'s rule for splitting rows across cubes: fewer rows than a quarter of the processors,
+/// and rows long enough that each would give several tiles of at least 4k elements.
+fn few_long_rows(hardware: &HardwareProperties, layout: RowLayout, k: usize) -> bool {
+    layout.rows * 4 <= processors(hardware) && layout.len >= 8 * (4 * k).max(4096)
+}
+
+/// Units per cube from explicit planes, or the default: large cubes (more loads in flight)
+/// when the rows are fewer than the processors, else 256 so several cubes share a processor.
+fn cube_units(
+    hardware: &HardwareProperties,
+    planes: Option<u32>,
+    rows: usize,
+) -> Result<usize, TopKError> {
+    let plane = hardware.plane_size_max.max(1) as usize;
+    let max = hardware.max_units_per_cube as usize;
+    match planes {
+        Some(planes) => {
+            let units = planes as usize * plane;
+            if units < MIN_CANDIDATE_UNITS || units > max {
+                return Err(TopKError::InvalidParams {
+                    reason: format!(
+                        "{planes} planes of {plane} units make {units} units per cube; \
+                         this kernel needs {MIN_CANDIDATE_UNITS} to {max}"
+                    ),
+                });
+            }
+            Ok(units)
+        }
+        None if rows < processors(hardware) => Ok(max.min(1024) / plane * plane),
+        None => Ok(MIN_CANDIDATE_UNITS.div_ceil(plane) * plane),
     }
+}
+
+/// The candidate buffer's entries for `k` in a cube of `units`: 4k (at least 2048), so that a
+/// compaction frees most of it, cut to what the device's shared memory holds; `None` when not
+/// even 2k fit. A multiple of `units`.
+fn candidate_capacity(k: usize, units: usize, hardware: &HardwareProperties) -> Option<usize> {
+    let wanted = (4 * k).max(2048).div_ceil(units) * units;
+    let fixed = candidates::shared_bytes(0, units);
+    let fitting = hardware.max_shared_memory_size.saturating_sub(fixed) / 8 / units * units;
+    let capacity = wanted.min(fitting);
+    (capacity >= 2 * k && capacity >= units).then_some(capacity)
+}
+
+fn no_capacity(k: usize, units: usize) -> TopKError {
+    TopKError::InvalidParams {
+        reason: format!(
+            "a candidate buffer of {} entries for k = {k} does not fit the device's shared memory \
+             in a cube of {units} units",
+            2 * k
+        ),
+    }
+}
+
+fn streaming_config(
+    hardware: &HardwareProperties,
+    layout: RowLayout,
+    k: usize,
+    params: StreamingParams,
+) -> Result<streaming::Config, TopKError> {
+    let units = cube_units(hardware, params.planes_per_cube, layout.rows)?;
+    let capacity = candidate_capacity(k, units, hardware).ok_or_else(|| no_capacity(k, units))?;
+    Ok(streaming::Config {
+        units,
+        batch: batch_elements(params.vectors_per_unit)?,
+        capacity,
+    })
+}
+
+fn two_stage_config(
+    hardware: &HardwareProperties,
+    layout: RowLayout,
+    k: usize,
+    params: TwoStageParams,
+) -> Result<two_stage::Config, TopKError> {
+    let tile_units = cube_units(hardware, params.planes_per_cube, usize::MAX)?;
+    let tile_capacity =
+        candidate_capacity(k, tile_units, hardware).ok_or_else(|| no_capacity(k, tile_units))?;
+    let merge_units = cube_units(hardware, None, layout.rows)?;
+    let merge_capacity =
+        candidate_capacity(k, merge_units, hardware).ok_or_else(|| no_capacity(k, merge_units))?;
+    let tile_width = match params.tile_width {
+        Some(0) => {
+            return Err(TopKError::InvalidParams {
+                reason: "a tile width of 0".into(),
+            });
+        }
+        Some(width) => width,
+        None => {
+            // About two cubes per processor over the whole batch, tiles of at least 4k
+            // elements (so a tile's k candidates are a small part of it) and one full batch.
+            let cubes = 2 * processors(hardware);
+            let tiles = cubes.div_ceil(layout.rows.max(1)).max(1);
+            layout
+                .len
+                .div_ceil(tiles)
+                .max(4 * k)
+                .max(tile_units * DEFAULT_BATCH)
+        }
+    };
+    Ok(two_stage::Config {
+        tile: streaming::Config {
+            units: tile_units,
+            batch: DEFAULT_BATCH,
+            capacity: tile_capacity,
+        },
+        tile_width,
+        merge: streaming::Config {
+            units: merge_units,
+            batch: 8,
+            capacity: merge_capacity,
+        },
+    })
+}
+
+/// Elements per unit per batch, from explicit vectors per unit (of up to 4 elements each:
+/// the batch is re-cut into vectors of the actual width at launch).
+fn batch_elements(vectors_per_unit: Option<u32>) -> Result<usize, TopKError> {
+    match vectors_per_unit {
+        None => Ok(DEFAULT_BATCH),
+        Some(vectors) if vectors >= 1 && vectors as usize * 4 <= MAX_BATCH => {
+            Ok(vectors as usize * 4)
+        }
+        Some(vectors) => Err(TopKError::InvalidParams {
+            reason: format!(
+                "{vectors} vectors per unit; between 1 and {} are supported",
+                MAX_BATCH / 4
+            ),
+        }),
+    }
+}
+
+/// Vectors per unit for a batch of `batch` elements in vectors of `width`.
+pub(crate) fn vectors_per_unit(batch: usize, width: usize) -> usize {
+    (batch / width).clamp(1, MAX_BATCH / width)
 }
 
 /// The shape of the results: `shape` with `dim` replaced by `k`.
@@ -79,4 +252,29 @@ pub(crate) fn output_shape(shape: &Shape, k: usize, dim: usize) -> Shape {
     let mut dims = shape.to_vec();
     dims[dim] = k;
     Shape::from(dims)
+}
+
+/// Runs a planned top-k on the device. `index_dtype` is the backend's integer type.
+pub(crate) fn top_k<R: burn_cubecl::CubeRuntime>(
+    tensor: burn_cubecl::tensor::CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    layout: RowLayout,
+    plan: Plan,
+    largest: bool,
+    index_dtype: DType,
+) -> (
+    burn_cubecl::tensor::CubeTensor<R>,
+    burn_cubecl::tensor::CubeTensor<R>,
+) {
+    match plan {
+        Plan::Streaming(config) => {
+            streaming::launch(tensor, k, dim, layout, largest, index_dtype, config)
+        }
+        Plan::TwoStage(config) => {
+            two_stage::launch(tensor, k, dim, layout, largest, index_dtype, config)
+        }
+        Plan::RadixSelect => radix_select::launch(tensor, k, dim, layout, largest, index_dtype),
+        Plan::BurnBuiltin => unreachable!("Burn's own top-k runs through the backend's ops"),
+    }
 }

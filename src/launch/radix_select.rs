@@ -1,6 +1,7 @@
 //! Host side of [`crate::kernels::radix_select`]: one cube per row.
 
 use super::output_shape;
+use super::streaming::cube_grid;
 use crate::error::RowLayout;
 use crate::kernels::radix_select::radix_select_kernel;
 use burn::tensor::{DType, TensorMetadata};
@@ -9,8 +10,6 @@ use cubecl::prelude::*;
 
 /// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
 const CUBE_UNITS: u32 = 256;
-/// The largest cube count per grid dimension that every runtime accepts.
-const MAX_CUBES_PER_AXIS: usize = 65_535;
 
 /// Launches the radix-select kernel on a validated input.
 pub(crate) fn launch<R: CubeRuntime>(
@@ -40,12 +39,10 @@ pub(crate) fn launch<R: CubeRuntime>(
     let scratch_indices =
         empty_device_contiguous_dtype(client.clone(), device, scratch_shape.into(), DType::U32);
 
-    let cubes_x = layout.rows.min(MAX_CUBES_PER_AXIS);
-    let cubes_y = layout.rows.div_ceil(cubes_x);
     let dtypes = [input.dtype.into(), index_dtype.into()];
     radix_select_kernel::launch::<R>(
         &client,
-        CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+        cube_grid(layout.rows),
         CubeDim::new_1d(CUBE_UNITS),
         input.into_tensor_arg(),
         values.clone().into_tensor_arg(),

@@ -1,0 +1,194 @@
+//! Times every top-k strategy on a grid of shapes: device time and host wall time per call.
+//!
+//! `cargo bench --bench topk -- [--quick] [--strategies auto,streaming,two-stage,radix,burn]
+//! [--csv FILE]` on the runtime the features select (CUDA with `--features cuda`, else wgpu).
+//!
+//! - device time: the GPU time of `n` calls queued behind a ~1 ms busy kernel (so host launch
+//!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
+//! - wall time: a steady loop of calls, synchronised at the end, per call (what a decode loop
+//!   pays; it includes the host's launch cost);
+//! - inputs rotate over copies totalling at least 128 MiB, so no call reads a row hot from L2;
+//! - GB/s counts the input bytes read once; % copy compares with a measured device copy.
+
+use burn::tensor::{DType, Distribution, Tensor};
+use burn_topk::{Strategy, TopKExt, TopKOptions};
+use cubecl::Runtime;
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "cuda")]
+type Rt = cubecl::cuda::CudaRuntime;
+#[cfg(feature = "cuda")]
+type B = burn_cubecl::CubeBackend<Rt, f32, i32, u8>;
+#[cfg(not(feature = "cuda"))]
+type Rt = cubecl::wgpu::WgpuRuntime;
+#[cfg(not(feature = "cuda"))]
+type B = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
+
+type Device = <Rt as Runtime>::Device;
+
+struct Args {
+    quick: bool,
+    strategies: Vec<(String, Strategy)>,
+    csv: Option<String>,
+}
+
+fn args() -> Args {
+    let mut quick = false;
+    let mut names = "auto,streaming,two-stage,radix".to_string();
+    let mut csv = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--strategies" => names = it.next().expect("--strategies LIST"),
+            "--csv" => csv = it.next(),
+            _ => {} // `cargo bench` passes `--bench`
+        }
+    }
+    let strategies = names
+        .split(',')
+        .map(|n| (n.to_string(), Strategy::from_name(n).expect("strategy name")))
+        .collect();
+    Args {
+        quick,
+        strategies,
+        csv,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// GPU time of `work`, in microseconds.
+fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Send) -> f64 {
+    let client = Rt::client(device);
+    let (_, duration) = client.profile(work, "burn-topk bench").expect("profiling");
+    let ticks = cubecl::future::block_on(duration.resolve());
+    ticks.duration().as_secs_f64() * 1e6
+}
+
+fn sync(device: &Device) {
+    <B as burn::tensor::backend::Backend>::sync(device).expect("sync");
+}
+
+fn main() {
+    let args = args();
+    let device: Device = burn_topk::device::default_device();
+    let client = Rt::client(&device);
+    let hw = &client.properties().hardware;
+    println!(
+        "device: {device:?}, plane size {}..{}, {} units per cube, {} KiB shared memory, {:?} processors",
+        hw.plane_size_min,
+        hw.plane_size_max,
+        hw.max_units_per_cube,
+        hw.max_shared_memory_size / 1024,
+        hw.num_streaming_multiprocessors
+    );
+
+    // The busy kernel, and the copy bandwidth it measures: read + write of the buffer.
+    let busy_len = if args.quick { 1 << 20 } else { 1 << 28 };
+    let busy_input = Tensor::<B, 1>::random([busy_len], Distribution::Default, &device);
+    let busy = || {
+        let _ = busy_input.clone().mul_scalar(1.0);
+    };
+    busy();
+    sync(&device);
+    let busy_us = median((0..5).map(|_| profile(&device, busy)).collect());
+    let copy_gbps = (2 * 4 * busy_len) as f64 / busy_us / 1e3;
+    println!("copy bandwidth: {copy_gbps:.0} GB/s ({busy_us:.0} µs to copy {} MiB)", 4 * busy_len >> 20);
+
+    let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) = if args.quick {
+        (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
+    } else {
+        (
+            &[1, 8, 64, 256],
+            &[32 << 10, 128 << 10, 256 << 10, 1 << 20],
+            &[1, 50, 256, 1024, 4096],
+            &[DType::F32, DType::BF16],
+        )
+    };
+    let mut csv = String::from(
+        "dtype,batch,vocab,k,strategy,device_us,wall_us,host_us,gb_per_s,pct_copy\n",
+    );
+    println!(
+        "{:>5} {:>4} {:>8} {:>5} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
+        "dtype", "b", "V", "k", "strategy", "device µs", "wall µs", "host µs", "GB/s", "% copy"
+    );
+    for &dtype in dtypes {
+        for &batch in batches {
+            for &vocab in vocabs {
+                let bytes = batch * vocab * dtype.size();
+                let copies = (128usize << 20).div_ceil(bytes).clamp(1, 512);
+                let all = Tensor::<B, 2>::random(
+                    [copies * batch, vocab],
+                    Distribution::Normal(0.0, 3.0),
+                    &device,
+                )
+                .cast(dtype);
+                let inputs: Vec<Tensor<B, 2>> = (0..copies)
+                    .map(|c| all.clone().narrow(0, c * batch, batch))
+                    .collect();
+                for &k in ks.iter().filter(|&&k| k <= vocab) {
+                    for (name, strategy) in &args.strategies {
+                        if *strategy == Strategy::BurnBuiltin && (batch > 8 || vocab > 128 << 10) {
+                            continue; // a host sort: minutes on the large shapes
+                        }
+                        let options = TopKOptions::largest().with_strategy(*strategy);
+                        let heavy = bytes >= 64 << 20 || *strategy == Strategy::BurnBuiltin;
+                        let calls = if heavy { 3 } else { 10 };
+                        let samples = if heavy { 3 } else { 9 };
+                        let mut next = 0usize;
+                        let mut call = || {
+                            let input = inputs[next % copies].clone();
+                            next += 1;
+                            let _ = input.top_k_with(k, 1, options);
+                        };
+                        // Warm up: compile the kernels, fill the memory pools.
+                        for _ in 0..3 {
+                            call();
+                        }
+                        sync(&device);
+                        let mut with = Vec::new();
+                        let mut alone = Vec::new();
+                        for _ in 0..samples {
+                            with.push(profile(&device, || {
+                                busy();
+                                for _ in 0..calls {
+                                    call();
+                                }
+                            }));
+                            alone.push(profile(&device, busy));
+                        }
+                        let device_us = ((median(with) - median(alone)) / calls as f64).max(0.0);
+                        let loops = if heavy { 5 } else { 50 };
+                        sync(&device);
+                        let start = Instant::now();
+                        for _ in 0..loops {
+                            call();
+                        }
+                        let host: Duration = start.elapsed();
+                        sync(&device);
+                        let wall = start.elapsed();
+                        let wall_us = wall.as_secs_f64() * 1e6 / loops as f64;
+                        let host_us = host.as_secs_f64() * 1e6 / loops as f64;
+                        let gbps = bytes as f64 / device_us.max(1e-3) / 1e3;
+                        let pct = 100.0 * gbps / copy_gbps;
+                        let dt = format!("{dtype:?}").to_lowercase();
+                        println!(
+                            "{dt:>5} {batch:>4} {vocab:>8} {k:>5} {name:>10} {device_us:>10.1} {wall_us:>10.1} {host_us:>10.1} {gbps:>8.0} {pct:>6.0}%"
+                        );
+                        csv.push_str(&format!(
+                            "{dt},{batch},{vocab},{k},{name},{device_us:.2},{wall_us:.2},{host_us:.2},{gbps:.1},{pct:.1}\n"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = args.csv {
+        std::fs::write(&path, csv).expect("writing the CSV");
+        println!("wrote {path}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Host side of [`crate::kernels::streaming`]: one cube per row, one launch.
+
+use super::{output_shape, vectors_per_unit};
+use crate::error::RowLayout;
+use crate::kernels::streaming::streaming_kernel;
+use burn::tensor::{DType, TensorMetadata};
+use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use cubecl::prelude::*;
+
+/// The largest cube count per grid dimension that every runtime accepts.
+pub(crate) const MAX_CUBES_PER_AXIS: usize = 65_535;
+
+/// A cube that streams elements through a candidate buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// Units per cube: a multiple of the plane size, at least 256.
+    pub units: usize,
+    /// Elements each unit loads per batch, before using any.
+    pub batch: usize,
+    /// Entries of the candidate buffer: a multiple of `units`, at least 2k.
+    pub capacity: usize,
+}
+
+/// The widest vector the input's rows can be read with: 1 unless `dim` is contiguous and every
+/// row starts on a multiple of the width.
+pub(crate) fn vector_width<R: CubeRuntime>(input: &CubeTensor<R>, dim: usize) -> usize {
+    cubecl::tensor_vector_size_parallel(
+        input.client.io_optimized_vector_sizes(input.dtype.size()),
+        input.meta.shape(),
+        input.meta.strides(),
+        dim,
+    )
+}
+
+/// A grid of at least `cubes` cubes, within every runtime's limit per axis.
+pub(crate) fn cube_grid(cubes: usize) -> CubeCount {
+    let x = cubes.clamp(1, MAX_CUBES_PER_AXIS);
+    CubeCount::Static(x as u32, cubes.div_ceil(x) as u32, 1)
+}
+
+/// Launches the streaming kernel on a validated input.
+pub(crate) fn launch<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    layout: RowLayout,
+    largest: bool,
+    index_dtype: DType,
+    config: Config,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let shape = output_shape(&input.shape(), k, dim);
+    let values =
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
+    let indices = empty_device_contiguous_dtype(client.clone(), device, shape, index_dtype);
+    if layout.rows == 0 {
+        return (values, indices);
+    }
+    let width = vector_width(&input, dim);
+    let dtypes = [input.dtype.into(), index_dtype.into()];
+    streaming_kernel::launch::<R>(
+        &client,
+        cube_grid(layout.rows),
+        CubeDim::new_1d(config.units as u32),
+        width,
+        input.into_tensor_arg(),
+        values.clone().into_tensor_arg(),
+        indices.clone().into_tensor_arg(),
+        dim,
+        k as u32,
+        layout.rows,
+        layout.inner,
+        largest,
+        config.units,
+        vectors_per_unit(config.batch, width),
+        config.capacity,
+        dtypes,
+    );
+    (values, indices)
+}

@@ -1,0 +1,102 @@
+//! Host side of [`crate::kernels::two_stage`]: one cube per tile, then one cube per row.
+
+use super::streaming::{self, cube_grid, vector_width};
+use super::{output_shape, vectors_per_unit};
+use crate::error::RowLayout;
+use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
+use burn::tensor::{DType, TensorMetadata};
+use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use cubecl::prelude::*;
+
+/// Both stages' cubes and the tile width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// Stage 1: one cube per tile.
+    pub tile: streaming::Config,
+    /// Elements per tile, before rounding up to the vector width.
+    pub tile_width: usize,
+    /// Stage 2: one cube per row, `batch` candidates per unit per batch.
+    pub merge: streaming::Config,
+}
+
+impl Config {
+    /// Tiles per row of `len` elements (at most; the vector width may round tiles up).
+    pub(crate) fn tiles(&self, len: usize) -> usize {
+        len.div_ceil(self.tile_width)
+    }
+}
+
+/// Launches both stages on a validated input.
+pub(crate) fn launch<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    layout: RowLayout,
+    largest: bool,
+    index_dtype: DType,
+    config: Config,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let shape = output_shape(&input.shape(), k, dim);
+    let values =
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
+    let indices = empty_device_contiguous_dtype(client.clone(), device.clone(), shape, index_dtype);
+    if layout.rows == 0 {
+        return (values, indices);
+    }
+    let width = vector_width(&input, dim);
+    // Tiles start on whole vectors.
+    let tile_width = config.tile_width.div_ceil(width) * width;
+    let tiles = layout.len.div_ceil(tile_width);
+    let per_row = tiles * k;
+    let scratch_shape = [layout.rows, per_row];
+    let candidate_keys = empty_device_contiguous_dtype(
+        client.clone(),
+        device.clone(),
+        scratch_shape.into(),
+        DType::U32,
+    );
+    let candidate_indices =
+        empty_device_contiguous_dtype(client.clone(), device, scratch_shape.into(), DType::U32);
+
+    tile_candidates_kernel::launch::<R>(
+        &client,
+        cube_grid(layout.rows * tiles),
+        CubeDim::new_1d(config.tile.units as u32),
+        width,
+        input.clone().into_tensor_arg(),
+        candidate_keys.clone().into_tensor_arg(),
+        candidate_indices.clone().into_tensor_arg(),
+        dim,
+        k as u32,
+        layout.rows,
+        tile_width,
+        largest,
+        config.tile.units,
+        vectors_per_unit(config.tile.batch, width),
+        config.tile.capacity,
+        input.dtype.into(),
+    );
+    merge_candidates_kernel::launch::<R>(
+        &client,
+        cube_grid(layout.rows),
+        CubeDim::new_1d(config.merge.units as u32),
+        width,
+        input.clone().into_tensor_arg(),
+        candidate_keys.into_tensor_arg(),
+        candidate_indices.into_tensor_arg(),
+        values.clone().into_tensor_arg(),
+        indices.clone().into_tensor_arg(),
+        dim,
+        k as u32,
+        layout.rows,
+        layout.inner,
+        per_row,
+        config.merge.units,
+        config.merge.batch,
+        config.merge.capacity,
+        [input.dtype.into(), index_dtype.into()],
+    );
+    (values, indices)
+}
