@@ -88,7 +88,7 @@ fn main() {
     );
 
     // The busy kernel, and the copy bandwidth it measures: read + write of the buffer.
-    let busy_len = if args.quick { 1 << 20 } else { 1 << 28 };
+    let busy_len: usize = if args.quick { 1 << 20 } else { 1 << 28 };
     let busy_input = Tensor::<B, 1>::random([busy_len], Distribution::Default, &device);
     let busy = || {
         let _ = busy_input.clone().mul_scalar(1.0);

@@ -39,9 +39,9 @@ pub enum Strategy {
 }
 
 /// The largest k the streaming and two-stage kernels take: their candidate buffer holds at
-/// least 2k entries in shared memory, and the final sort ranks every candidate against all the
-/// others (O(k²) work in one cube).
-pub const STREAMING_MAX_K: usize = 2048;
+/// least 2k entries in shared memory (a device with less shared memory gets a smaller limit:
+/// 32 KiB holds k up to about 1400), and one cube sorts the k results.
+pub const STREAMING_MAX_K: usize = 4096;
 
 impl Strategy {
     /// [`Strategy::Streaming`] with its parameters chosen per call.

@@ -18,6 +18,10 @@ use crate::kernels::primitives::{cube_exclusive_sum, linear_unit};
 use cubecl::prelude::*;
 
 const BINS: usize = 256;
+/// Copies of the histogram, one per `unit % COPIES`: the keys of a buffer crowd into a few bins,
+/// and atomics on one shared-memory word serialise, so spreading a bin over 8 words (adjacent, in
+/// different banks) cuts the collisions eightfold.
+const COPIES: usize = 8;
 const LO_KEY: usize = 0;
 const LO_INDEX: usize = 1;
 const DIGIT: usize = 2;
@@ -32,7 +36,7 @@ pub const PADDING_KEY: u32 = 0;
 
 /// Shared-memory bytes a [`Candidates`] buffer of `capacity` entries needs in a cube of `units`.
 pub fn shared_bytes(capacity: usize, units: usize) -> usize {
-    4 * (2 * capacity + 1 + BINS + STATE_WORDS + units + 1)
+    4 * (2 * capacity + 1 + BINS * COPIES + STATE_WORDS + units + 1)
 }
 
 /// The candidate buffer of one cube. Every unit of the cube must call every method (they
@@ -71,7 +75,7 @@ impl Candidates {
             keys: SharedMemory::new(capacity),
             indices: SharedMemory::new(capacity),
             count,
-            histogram: SharedMemory::new(BINS),
+            histogram: SharedMemory::new(BINS * COPIES),
             state,
             scan: SharedMemory::new(units + 1usize),
             capacity,
@@ -144,7 +148,8 @@ impl Candidates {
             while j < len {
                 let key = self.keys[j];
                 if (key & mask) == prefix {
-                    self.histogram[((key >> shift) & 0xFFu32) as usize].fetch_add(1u32);
+                    let bin = ((key >> shift) & 0xFFu32) as usize;
+                    self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
                 }
                 j += units;
             }
@@ -171,8 +176,8 @@ impl Candidates {
                 while j < len {
                     let inverted = !self.indices[j];
                     if self.keys[j] == prefix && (inverted & index_mask) == index_prefix {
-                        self.histogram[((inverted >> index_shift) & 0xFFu32) as usize]
-                            .fetch_add(1u32);
+                        let bin = ((inverted >> index_shift) & 0xFFu32) as usize;
+                        self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
                     }
                     j += units;
                 }
@@ -218,17 +223,53 @@ impl Candidates {
         total
     }
 
-    /// The rank (0 = best) of entry `j` among the first `len` entries.
-    pub fn rank(&self, j: usize, len: usize) -> usize {
-        let key = self.keys[j];
-        let index = self.indices[j];
-        let mut rank = 0u32;
-        for i in 0..len {
-            let other = self.keys[i];
-            let beats = other > key || (other == key && self.indices[i] < index);
-            rank += select(beats, 1u32, 0u32);
+    /// Sorts the first `len` entries, best first: a bitonic network over the next power of two
+    /// (padding entries fill the rest; the capacity, at least 2k, has room), one compare-exchange
+    /// per unit and pair, a barrier per step: O(n log² n / units) work.
+    pub fn sort(&mut self, len: u32) {
+        let unit = linear_unit();
+        let units = self.units;
+        let mut n = 1u32;
+        if len > 1u32 {
+            n = 1u32 << (32u32 - (len - 1u32).leading_zeros());
         }
-        rank as usize
+        let padded = n as usize;
+        let mut j = len as usize + unit;
+        while j < padded {
+            self.keys[j] = PADDING_KEY;
+            self.indices[j] = PADDING_INDEX;
+            j += units;
+        }
+        sync_cube();
+        let pairs = padded / 2usize;
+        let mut size = 2usize;
+        while size <= padded {
+            let mut stride = size / 2usize;
+            while stride > 0usize {
+                let mut t = unit;
+                while t < pairs {
+                    let i = 2usize * t - (t & (stride - 1usize));
+                    let p = i + stride;
+                    let key_i = self.keys[i];
+                    let key_p = self.keys[p];
+                    let index_i = self.indices[i];
+                    let index_p = self.indices[p];
+                    let i_beats_p = key_i > key_p || (key_i == key_p && index_i < index_p);
+                    // Blocks alternate direction; the last one (size = n) puts the best first.
+                    let best_first = (i & size) == 0usize;
+                    if i_beats_p != best_first {
+                        self.keys[i] = key_p;
+                        self.keys[p] = key_i;
+                        self.indices[i] = index_p;
+                        self.indices[p] = index_i;
+                    }
+                    t += units;
+                }
+                sync_cube();
+                stride /= 2usize;
+            }
+            size *= 2usize;
+        }
     }
 
     /// Entry `j`'s key.
@@ -242,10 +283,10 @@ impl Candidates {
     }
 
     fn clear_histogram(&mut self) {
-        let mut bin = linear_unit();
-        while bin < BINS {
-            self.histogram[bin].store(0u32);
-            bin += self.units;
+        let mut word = linear_unit();
+        while word < BINS * COPIES {
+            self.histogram[word].store(0u32);
+            word += self.units;
         }
         sync_cube();
     }
@@ -257,7 +298,11 @@ impl Candidates {
         let unit = linear_unit();
         let mut count = 0u32;
         if unit < BINS {
-            count = self.histogram[BINS - 1usize - unit].load();
+            let bin = BINS - 1usize - unit;
+            #[unroll]
+            for copy in 0..COPIES {
+                count += self.histogram[bin * COPIES + copy].load();
+            }
         }
         let (above, _total) = cube_exclusive_sum(count, &mut self.scan);
         if above < remaining && remaining <= above + count {
@@ -270,14 +315,13 @@ impl Candidates {
     }
 }
 
-/// Writes the first `len` entries of `candidates` sorted (best first): each unit ranks its
-/// entries against all the others and writes them at their rank, values read again from the
-/// input so they keep their exact bits. `out_row` is the first output of the row; consecutive
+/// Sorts the first `len` entries of `candidates` and writes them best first, values read again
+/// from the input so they keep their exact bits. `out_row` is the first output of the row; consecutive
 /// results are `inner` apart.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_sorted<F: Float, I: Int, N: Size>(
-    candidates: &Candidates,
+    candidates: &mut Candidates,
     len: usize,
     input: &Tensor<Vector<F, N>>,
     base: usize,
@@ -289,9 +333,10 @@ pub fn write_sorted<F: Float, I: Int, N: Size>(
     #[comptime] units: usize,
 ) {
     let width = input.vector_size();
+    candidates.sort(len as u32);
     let mut j = linear_unit();
     while j < len {
-        let rank = candidates.rank(j, len);
+        let rank = j;
         let index = candidates.index(j) as usize;
         let position = base + index * stride;
         values[out_row + rank * inner] = input[position / width][position % width];

@@ -62,13 +62,28 @@ pub fn radix_select_kernel<F: Float, I: Int>(
             bin += units;
         }
         sync_cube();
+        // Keys crowd into few bins and same-word atomics serialise: each unit counts runs of
+        // one bin in a register and adds a run at a time.
+        let mut run_bin = 0u32;
+        let mut run = 0u32;
         let mut i = unit;
         while i < len {
             let key = order_key::<F>(input[base + i * stride], largest);
             if (key & mask) == prefix {
-                histogram[((key >> shift) & 0xFFu32) as usize].fetch_add(1u32);
+                let bin = (key >> shift) & 0xFFu32;
+                if bin != run_bin {
+                    if run > 0u32 {
+                        histogram[run_bin as usize].fetch_add(run);
+                    }
+                    run_bin = bin;
+                    run = 0u32;
+                }
+                run += 1u32;
             }
             i += units;
+        }
+        if run > 0u32 {
+            histogram[run_bin as usize].fetch_add(run);
         }
         sync_cube();
         if UNIT_POS == 0 {

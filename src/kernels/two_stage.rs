@@ -120,7 +120,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     let kept = candidates.compact(k, k) as usize;
     let out_row = (row / inner) * (k as usize) * inner + row % inner;
     write_sorted::<F, I, N>(
-        &candidates,
+        &mut candidates,
         kept,
         input,
         base,
