@@ -47,7 +47,12 @@ fn args() -> Args {
     }
     let strategies = names
         .split(',')
-        .map(|n| (n.to_string(), Strategy::from_name(n).expect("strategy name")))
+        .map(|n| {
+            (
+                n.to_string(),
+                Strategy::from_name(n).expect("strategy name"),
+            )
+        })
         .collect();
     Args {
         quick,
@@ -97,7 +102,10 @@ fn main() {
     sync(&device);
     let busy_us = median((0..5).map(|_| profile(&device, busy)).collect());
     let copy_gbps = (2 * 4 * busy_len) as f64 / busy_us / 1e3;
-    println!("copy bandwidth: {copy_gbps:.0} GB/s ({busy_us:.0} µs to copy {} MiB)", 4 * busy_len >> 20);
+    println!(
+        "copy bandwidth: {copy_gbps:.0} GB/s ({busy_us:.0} µs to copy {} MiB)",
+        (4 * busy_len) >> 20
+    );
 
     let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) = if args.quick {
         (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
@@ -109,14 +117,17 @@ fn main() {
             &[DType::F32, DType::BF16],
         )
     };
-    let mut csv = String::from(
-        "dtype,batch,vocab,k,strategy,device_us,wall_us,host_us,gb_per_s,pct_copy\n",
-    );
+    let mut csv =
+        String::from("dtype,batch,vocab,k,strategy,device_us,wall_us,host_us,gb_per_s,pct_copy\n");
     println!(
         "{:>5} {:>4} {:>8} {:>5} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
         "dtype", "b", "V", "k", "strategy", "device µs", "wall µs", "host µs", "GB/s", "% copy"
     );
     for &dtype in dtypes {
+        if !<B as burn::tensor::backend::Backend>::supports_dtype(&device, dtype) {
+            println!("{dtype:?}: not supported on this device, skipped");
+            continue;
+        }
         for &batch in batches {
             for &vocab in vocabs {
                 let bytes = batch * vocab * dtype.size();

@@ -400,7 +400,11 @@ fn kernel_family_shapes() {
     }
     // k = length: beyond the streaming buffer, so every strategy runs radix select. A 1M row on
     // real GPUs; lavapipe gives wrong sorts past about 200k candidates in one cube (NOTES.md).
-    let len = if cfg!(feature = "cuda") { 1 << 20 } else { 1 << 17 };
+    let len = if cfg!(feature = "cuda") {
+        1 << 20
+    } else {
+        1 << 17
+    };
     check_tensor(
         tensor::<Fused, 2>(long[..len].to_vec(), [1, len], &device),
         len,

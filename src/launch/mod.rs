@@ -31,6 +31,7 @@ pub(crate) enum Plan {
 /// paths: the dtype (`device_supports` says whether the device has it at all), the shape, the
 /// 32-bit addressing of the input's buffer (`input_elements`) and of the scratch rows, and the
 /// strategy, resolved to a plan that fits the device.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_and_plan(
     hardware: &HardwareProperties,
     dtype: DType,
