@@ -315,23 +315,25 @@ impl Candidates {
     }
 }
 
-/// Sorts the first `len` entries of `candidates` and writes them best first, values read again
-/// from the input so they keep their exact bits. `out_row` is the first output of the row; consecutive
-/// results are `inner` apart.
+/// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
+/// into the contiguous outputs (consecutive results `inner` apart), values read again from the
+/// input so they keep their exact bits.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_sorted<F: Float, I: Int, N: Size>(
+pub fn write_top_k<F: Float, I: Int, N: Size>(
     candidates: &mut Candidates,
-    len: usize,
+    k: u32,
     input: &Tensor<Vector<F, N>>,
     base: usize,
     stride: usize,
     values: &mut Tensor<F>,
     indices: &mut Tensor<I>,
-    out_row: usize,
+    row: usize,
     inner: usize,
     #[comptime] units: usize,
 ) {
+    let len = candidates.compact(k, k) as usize;
+    let out_row = (row / inner) * (k as usize) * inner + row % inner;
     let width = input.vector_size();
     candidates.sort(len as u32);
     let mut j = linear_unit();

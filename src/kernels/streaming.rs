@@ -5,7 +5,7 @@
 //! element of a long row with one compare. At the end the buffer is cut to the exact k best and
 //! written sorted. One launch per call, any k that fits the buffer in shared memory.
 
-use crate::kernels::candidates::{Candidates, write_sorted};
+use crate::kernels::candidates::{Candidates, write_top_k};
 use crate::kernels::primitives::{linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
@@ -93,17 +93,15 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         units,
         vectors_per_unit,
     );
-    let kept = candidates.compact(k, k) as usize;
-    let out_row = (row / inner) * (k as usize) * inner + row % inner;
-    write_sorted::<F, I, N>(
+    write_top_k::<F, I, N>(
         &mut candidates,
-        kept,
+        k,
         input,
         base,
         stride,
         values,
         indices,
-        out_row,
+        row,
         inner,
         units,
     );

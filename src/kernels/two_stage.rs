@@ -6,7 +6,7 @@
 //! a row's candidates through one cube and writes the sorted top-k. The union of the tiles' top-k
 //! holds the row's top-k, and the candidate order is total, so the result is exact.
 
-use crate::kernels::candidates::{Candidates, PADDING_INDEX, PADDING_KEY, write_sorted};
+use crate::kernels::candidates::{Candidates, PADDING_INDEX, PADDING_KEY, write_top_k};
 use crate::kernels::primitives::{linear_unit, row_offset};
 use crate::kernels::streaming::offer_range;
 use cubecl::prelude::*;
@@ -117,17 +117,15 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         candidates.offer(&keys, &entry_indices, valid, k, entries_per_unit);
         batch_start += units * entries_per_unit;
     }
-    let kept = candidates.compact(k, k) as usize;
-    let out_row = (row / inner) * (k as usize) * inner + row % inner;
-    write_sorted::<F, I, N>(
+    write_top_k::<F, I, N>(
         &mut candidates,
-        kept,
+        k,
         input,
         base,
         stride,
         values,
         indices,
-        out_row,
+        row,
         inner,
         units,
     );

@@ -117,16 +117,20 @@ fn few_long_rows(hardware: &HardwareProperties, layout: RowLayout, k: usize) -> 
     layout.rows * 4 <= processors(hardware) && layout.len >= 8 * (4 * k).max(4096)
 }
 
-/// Units per cube from explicit planes, or the default: large cubes (more loads in flight)
-/// when the rows are fewer than the processors, else 256 so several cubes share a processor.
-fn cube_units(
+/// A candidate cube's units and buffer entries for `k`. Explicit planes are taken as given
+/// (an error if they do not fit); by default, large cubes (more loads in flight) when the rows
+/// are fewer than the processors, else 256 so several cubes share a processor, and 256 whenever
+/// the large cube's fixed shared memory leaves too little room for the buffer.
+fn candidate_cube(
     hardware: &HardwareProperties,
     planes: Option<u32>,
     rows: usize,
-) -> Result<usize, TopKError> {
+    k: usize,
+) -> Result<(usize, usize), TopKError> {
     let plane = hardware.plane_size_max.max(1) as usize;
     let max = hardware.max_units_per_cube as usize;
-    match planes {
+    let small = MIN_CANDIDATE_UNITS.div_ceil(plane) * plane;
+    let units = match planes {
         Some(planes) => {
             let units = planes as usize * plane;
             if units < MIN_CANDIDATE_UNITS || units > max {
@@ -137,10 +141,23 @@ fn cube_units(
                     ),
                 });
             }
-            Ok(units)
+            units
         }
-        None if rows < processors(hardware) => Ok(max.min(1024) / plane * plane),
-        None => Ok(MIN_CANDIDATE_UNITS.div_ceil(plane) * plane),
+        None if rows < processors(hardware) => max.min(1024) / plane * plane,
+        None => small,
+    };
+    if let Some(capacity) = candidate_capacity(k, units, hardware) {
+        return Ok((units, capacity));
+    }
+    match (planes, candidate_capacity(k, small, hardware)) {
+        (None, Some(capacity)) => Ok((small, capacity)),
+        _ => Err(TopKError::InvalidParams {
+            reason: format!(
+                "a candidate buffer of {} entries for k = {k} does not fit the device's shared \
+                 memory in a cube of {units} units",
+                2 * k
+            ),
+        }),
     }
 }
 
@@ -155,24 +172,13 @@ fn candidate_capacity(k: usize, units: usize, hardware: &HardwareProperties) -> 
     (capacity >= 2 * k && capacity >= units).then_some(capacity)
 }
 
-fn no_capacity(k: usize, units: usize) -> TopKError {
-    TopKError::InvalidParams {
-        reason: format!(
-            "a candidate buffer of {} entries for k = {k} does not fit the device's shared memory \
-             in a cube of {units} units",
-            2 * k
-        ),
-    }
-}
-
 fn streaming_config(
     hardware: &HardwareProperties,
     layout: RowLayout,
     k: usize,
     params: StreamingParams,
 ) -> Result<streaming::Config, TopKError> {
-    let units = cube_units(hardware, params.planes_per_cube, layout.rows)?;
-    let capacity = candidate_capacity(k, units, hardware).ok_or_else(|| no_capacity(k, units))?;
+    let (units, capacity) = candidate_cube(hardware, params.planes_per_cube, layout.rows, k)?;
     Ok(streaming::Config {
         units,
         batch: batch_elements(params.vectors_per_unit)?,
@@ -186,12 +192,9 @@ fn two_stage_config(
     k: usize,
     params: TwoStageParams,
 ) -> Result<two_stage::Config, TopKError> {
-    let tile_units = cube_units(hardware, params.planes_per_cube, usize::MAX)?;
-    let tile_capacity =
-        candidate_capacity(k, tile_units, hardware).ok_or_else(|| no_capacity(k, tile_units))?;
-    let merge_units = cube_units(hardware, None, layout.rows)?;
-    let merge_capacity =
-        candidate_capacity(k, merge_units, hardware).ok_or_else(|| no_capacity(k, merge_units))?;
+    let (tile_units, tile_capacity) =
+        candidate_cube(hardware, params.planes_per_cube, usize::MAX, k)?;
+    let (merge_units, merge_capacity) = candidate_cube(hardware, None, layout.rows, k)?;
     let tile_width = match params.tile_width {
         Some(0) => {
             return Err(TopKError::InvalidParams {
@@ -246,6 +249,48 @@ fn batch_elements(vectors_per_unit: Option<u32>) -> Result<usize, TopKError> {
 /// Vectors per unit for a batch of `batch` elements in vectors of `width`.
 pub(crate) fn vectors_per_unit(batch: usize, width: usize) -> usize {
     (batch / width).clamp(1, MAX_BATCH / width)
+}
+
+/// The contiguous `(values, indices)` a launch writes: the input's shape with `dim` of length `k`.
+pub(crate) fn allocate_outputs<R: burn_cubecl::CubeRuntime>(
+    input: &burn_cubecl::tensor::CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    index_dtype: DType,
+) -> (
+    burn_cubecl::tensor::CubeTensor<R>,
+    burn_cubecl::tensor::CubeTensor<R>,
+) {
+    use burn::tensor::TensorMetadata;
+    use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+    let shape = output_shape(&input.shape(), k, dim);
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let values =
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
+    let indices = empty_device_contiguous_dtype(client, device, shape, index_dtype);
+    (values, indices)
+}
+
+/// Two `[rows, per_row]` u32 scratch buffers (keys and indices) on the input's device.
+pub(crate) fn allocate_scratch<R: burn_cubecl::CubeRuntime>(
+    input: &burn_cubecl::tensor::CubeTensor<R>,
+    rows: usize,
+    per_row: usize,
+) -> (
+    burn_cubecl::tensor::CubeTensor<R>,
+    burn_cubecl::tensor::CubeTensor<R>,
+) {
+    use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+    let scratch = || {
+        empty_device_contiguous_dtype(
+            input.client.clone(),
+            input.device.clone(),
+            [rows, per_row].into(),
+            DType::U32,
+        )
+    };
+    (scratch(), scratch())
 }
 
 /// The shape of the results: `shape` with `dim` replaced by `k`.

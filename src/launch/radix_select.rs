@@ -1,11 +1,11 @@
 //! Host side of [`crate::kernels::radix_select`]: one cube per row.
 
-use super::output_shape;
 use super::streaming::cube_grid;
+use super::{allocate_outputs, allocate_scratch};
 use crate::error::RowLayout;
 use crate::kernels::radix_select::radix_select_kernel;
-use burn::tensor::{DType, TensorMetadata};
-use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use burn::tensor::DType;
+use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
 
 /// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
@@ -20,25 +20,12 @@ pub(crate) fn launch<R: CubeRuntime>(
     largest: bool,
     index_dtype: DType,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
-    let client = input.client.clone();
-    let device = input.device.clone();
-    let shape = output_shape(&input.shape(), k, dim);
-    let values =
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
-    let indices = empty_device_contiguous_dtype(client.clone(), device.clone(), shape, index_dtype);
+    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
         return (values, indices);
     }
-    let scratch_shape = [layout.rows, 2 * k];
-    let scratch_keys = empty_device_contiguous_dtype(
-        client.clone(),
-        device.clone(),
-        scratch_shape.into(),
-        DType::U32,
-    );
-    let scratch_indices =
-        empty_device_contiguous_dtype(client.clone(), device, scratch_shape.into(), DType::U32);
-
+    let (scratch_keys, scratch_indices) = allocate_scratch(&input, layout.rows, 2 * k);
+    let client = input.client.clone();
     let dtypes = [input.dtype.into(), index_dtype.into()];
     radix_select_kernel::launch::<R>(
         &client,

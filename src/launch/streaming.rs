@@ -1,10 +1,10 @@
 //! Host side of [`crate::kernels::streaming`]: one cube per row, one launch.
 
-use super::{output_shape, vectors_per_unit};
+use super::{allocate_outputs, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::streaming::streaming_kernel;
-use burn::tensor::{DType, TensorMetadata};
-use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use burn::tensor::DType;
+use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
 
 /// The largest cube count per grid dimension that every runtime accepts.
@@ -48,15 +48,11 @@ pub(crate) fn launch<R: CubeRuntime>(
     index_dtype: DType,
     config: Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
-    let client = input.client.clone();
-    let device = input.device.clone();
-    let shape = output_shape(&input.shape(), k, dim);
-    let values =
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
-    let indices = empty_device_contiguous_dtype(client.clone(), device, shape, index_dtype);
+    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
         return (values, indices);
     }
+    let client = input.client.clone();
     let width = vector_width(&input, dim);
     let dtypes = [input.dtype.into(), index_dtype.into()];
     streaming_kernel::launch::<R>(

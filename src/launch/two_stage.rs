@@ -1,11 +1,11 @@
 //! Host side of [`crate::kernels::two_stage`]: one cube per tile, then one cube per row.
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{output_shape, vectors_per_unit};
+use super::{allocate_outputs, allocate_scratch, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
-use burn::tensor::{DType, TensorMetadata};
-use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use burn::tensor::DType;
+use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
 
 /// Both stages' cubes and the tile width.
@@ -36,29 +36,17 @@ pub(crate) fn launch<R: CubeRuntime>(
     index_dtype: DType,
     config: Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
-    let client = input.client.clone();
-    let device = input.device.clone();
-    let shape = output_shape(&input.shape(), k, dim);
-    let values =
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
-    let indices = empty_device_contiguous_dtype(client.clone(), device.clone(), shape, index_dtype);
+    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
         return (values, indices);
     }
+    let client = input.client.clone();
     let width = vector_width(&input, dim);
     // Tiles start on whole vectors.
     let tile_width = config.tile_width.div_ceil(width) * width;
     let tiles = layout.len.div_ceil(tile_width);
     let per_row = tiles * k;
-    let scratch_shape = [layout.rows, per_row];
-    let candidate_keys = empty_device_contiguous_dtype(
-        client.clone(),
-        device.clone(),
-        scratch_shape.into(),
-        DType::U32,
-    );
-    let candidate_indices =
-        empty_device_contiguous_dtype(client.clone(), device, scratch_shape.into(), DType::U32);
+    let (candidate_keys, candidate_indices) = allocate_scratch(&input, layout.rows, per_row);
 
     tile_candidates_kernel::launch::<R>(
         &client,
