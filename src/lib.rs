@@ -43,6 +43,7 @@ pub mod kernels;
 mod launch;
 pub mod options;
 pub mod reference;
+pub mod sampling;
 pub mod tensor_ext;
 
 pub use backend::TopKBackend;

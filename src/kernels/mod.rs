@@ -1,5 +1,8 @@
 //! `#[cube]` code only: one file per algorithm, plus the primitives they share. Runtime-agnostic,
 //! and written for any plane size (8 on lavapipe, 32 on NVIDIA, 64 on AMD).
 
+pub mod philox;
 pub mod primitives;
 pub mod radix_select;
+pub mod sampling;
+pub mod wide;

@@ -1,6 +1,7 @@
 //! Host code: validation, buffers and launches for each algorithm. Kernels live in `crate::kernels`.
 
 pub mod radix_select;
+pub mod sampling;
 
 use crate::error::{RowLayout, TopKError, check_float_dtype, check_shape};
 use crate::options::{Strategy, TopKOptions};
