@@ -69,14 +69,12 @@ fn main() {
     };
     let mut optimizer = AdamConfig::new().init();
     let contexts_t = Tensor::<Train, 1, Int>::from_data(TensorData::new(contexts, [n]), &host);
-    let targets_t = Tensor::<Train, 1, Int>::from_data(TensorData::new(targets, [n]), &host)
-        .reshape([n, 1]);
+    let targets_t =
+        Tensor::<Train, 1, Int>::from_data(TensorData::new(targets, [n]), &host).reshape([n, 1]);
     let mut loss_value = f32::NAN;
     for _ in 0..steps {
         let logits = model.table.val().select(0, contexts_t.clone());
-        let loss = -log_softmax(logits, 1)
-            .gather(1, targets_t.clone())
-            .mean();
+        let loss = -log_softmax(logits, 1).gather(1, targets_t.clone()).mean();
         loss_value = loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(0.3, model, grads);
@@ -95,7 +93,11 @@ fn main() {
     let start = [id('A'), id('l')];
     let modes: Vec<(&str, SamplingParams<Device>, bool)> = vec![
         ("greedy", SamplingParams::greedy(), false),
-        ("temperature 0.8", SamplingParams::new().temperature(0.8), false),
+        (
+            "temperature 0.8",
+            SamplingParams::new().temperature(0.8),
+            false,
+        ),
         ("top-k 5", SamplingParams::new().top_k(5), false),
         ("top-p 0.9", SamplingParams::new().top_p(0.9), false),
         ("min-p 0.2", SamplingParams::new().min_p(0.2), false),
@@ -117,8 +119,10 @@ fn main() {
         let started = Instant::now();
         let source = if from_probs { &probabilities } else { &table };
         let mut sampler = Sampler::new(params);
-        let mut context =
-            Tensor::<Device, 1, Int>::from_data(TensorData::new(vec![start[0] * vocab as i64 + start[1]], [1]), &device);
+        let mut context = Tensor::<Device, 1, Int>::from_data(
+            TensorData::new(vec![start[0] * vocab as i64 + start[1]], [1]),
+            &device,
+        );
         let mut generated = Vec::with_capacity(chars);
         for _ in 0..chars {
             let logits = source.clone().select(0, context.clone());

@@ -227,7 +227,8 @@ fn radix_search<F: Float>(
                     ));
                     if weight > 0u32 {
                         let old = mass_lo[digit].fetch_add(weight);
-                        if old + weight < old {
+                        // The low word wrapped: carry into the high word.
+                        if weight > 0xFFFF_FFFFu32 - old {
                             mass_hi[digit].fetch_add(1u32);
                         }
                     }
@@ -311,7 +312,7 @@ fn radix_search<F: Float>(
 /// Per-row parameters outside their domain (temperature < 0 or NaN, p outside (0, 1], min-p outside
 /// [0, 1]) make the row invalid; k ≤ 0 or k ≥ vocab means no top-k.
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::manual_range_contains)]
 pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     input: &Tensor<F>,
     temperatures: &Tensor<P>,
@@ -446,10 +447,8 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
                     } else {
                         out = F::cast_from(0.0f32);
                     }
-                } else if row_ok {
-                    if !mask_logits {
-                        out = F::cast_from(1.0f32);
-                    }
+                } else if row_ok && !mask_logits {
+                    out = F::cast_from(1.0f32);
                 }
                 filtered[out_base + i] = out;
                 i += units;

@@ -54,11 +54,12 @@ pub fn wide_div_ceil(a_hi: u32, a_lo: u32, divisor: u32) -> u32 {
         }
         // remainder < divisor <= 2^31, so this cannot overflow.
         remainder = (remainder << 1u32) | next;
-        quotient = quotient << 1u32;
+        let mut digit = 0u32;
         if remainder >= divisor {
             remainder -= divisor;
-            quotient |= 1u32;
+            digit = 1u32;
         }
+        quotient = (quotient << 1u32) | digit;
     }
     quotient
 }

@@ -25,6 +25,7 @@ pub(crate) struct PerRowTensors<R: CubeRuntime> {
 }
 
 /// What one launch produces: tokens and validity flags, or the filtered rows.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Produced<R: CubeRuntime> {
     Tokens {
         tokens: CubeTensor<R>,

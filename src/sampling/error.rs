@@ -103,14 +103,14 @@ pub(crate) fn check<B: Backend>(
         });
     }
     let t = scalars.temperature;
-    if !(t >= 0.0) {
+    if t.is_nan() || t < 0.0 {
         return Err(SamplingError::InvalidTemperature(t));
     }
     if scalars.top_k == Some(0) {
         return Err(SamplingError::TopKIsZero);
     }
     let p = scalars.top_p;
-    if !(p > 0.0 && p <= 1.0) {
+    if p.is_nan() || p <= 0.0 || p > 1.0 {
         return Err(SamplingError::InvalidTopP(p));
     }
     let min_p = scalars.min_p;

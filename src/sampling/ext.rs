@@ -5,6 +5,9 @@ use super::error::SamplingError;
 use super::params::{FilterOutput, SamplingParams};
 use burn::tensor::{Bool, Int, Tensor, TensorPrimitive};
 
+/// Tokens `[batch]` and, per row, whether it could be sampled.
+pub type TokensWithValidity<B> = (Tensor<B, 1, Int>, Tensor<B, 1, Bool>);
+
 /// Sampling and filtering on `[batch, vocab]` logits (or probabilities).
 ///
 /// ```
@@ -44,7 +47,7 @@ pub trait SampleExt<B: SamplingBackend>: Sized {
     fn try_sample_with_validity(
         self,
         params: &SamplingParams<B>,
-    ) -> Result<(Tensor<B, 1, Int>, Tensor<B, 1, Bool>), SamplingError>;
+    ) -> Result<TokensWithValidity<B>, SamplingError>;
 
     /// The rows after the filters of `params` (temperature, top-k, top-p, min-p): masked logits
     /// or renormalised probabilities. Invalid rows come back unchanged.
@@ -103,7 +106,7 @@ impl<B: SamplingBackend> SampleExt<B> for Tensor<B, 2> {
     fn try_sample_with_validity(
         self,
         params: &SamplingParams<B>,
-    ) -> Result<(Tensor<B, 1, Int>, Tensor<B, 1, Bool>), SamplingError> {
+    ) -> Result<TokensWithValidity<B>, SamplingError> {
         let (tokens, valid) = B::sample(
             self.into_primitive().tensor(),
             params.row_tensors(),

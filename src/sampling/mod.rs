@@ -45,7 +45,7 @@ pub mod reference;
 
 pub use backend::SamplingBackend;
 pub use error::SamplingError;
-pub use ext::{SampleExt, Sampler};
+pub use ext::{SampleExt, Sampler, TokensWithValidity};
 pub use params::{
     DEFAULT_SEED, FilterOrder, FilterOutput, RowTensors, SamplingParams, ScalarParams, Source,
 };

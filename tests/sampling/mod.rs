@@ -392,17 +392,17 @@ fn chi_square<B: SamplingBackend>(
     let n = rows as f64;
     let (mut statistic, mut bins) = (0.0, 0usize);
     let (mut pooled_count, mut pooled_expected) = (0.0, 0.0);
-    for i in 0..vocab {
-        let expected = want.probabilities[i] * n;
+    for (&count, &probability) in counts.iter().zip(&want.probabilities) {
+        let expected = probability * n;
         if expected == 0.0 {
             continue;
         }
         if expected < 5.0 {
-            pooled_count += counts[i] as f64;
+            pooled_count += count as f64;
             pooled_expected += expected;
             continue;
         }
-        statistic += (counts[i] as f64 - expected).powi(2) / expected;
+        statistic += (count as f64 - expected).powi(2) / expected;
         bins += 1;
     }
     if pooled_expected > 0.0 {
