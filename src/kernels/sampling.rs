@@ -309,8 +309,8 @@ fn radix_search<F: Float>(
 /// contiguous `[rows, vocab]` (written for the other outputs). Launched with one cube of
 /// `cube_dim` units per row.
 ///
-/// Per-row parameters outside their domain (temperature < 0 or NaN, p outside (0, 1], min-p outside
-/// [0, 1]) make the row invalid; k ≤ 0 or k ≥ vocab means no top-k.
+/// Per-row parameters outside their domain (temperature negative, infinite or NaN, p outside
+/// (0, 1], min-p outside [0, 1]) make the row invalid; k ≤ 0 or k ≥ vocab means no top-k.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments, clippy::manual_range_contains)]
 pub fn sampling_kernel<F: Float, P: Float, I: Int>(
@@ -387,6 +387,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     }
     // Written so that NaN fails every test.
     let params_ok = row_temperature >= 0.0f32
+        && row_temperature <= f32::MAX
         && row_p > 0.0f32
         && row_p <= 1.0f32
         && row_min_p >= 0.0f32

@@ -7,8 +7,8 @@ use burn::tensor::{DType, TensorMetadata};
 /// Why a sampling or filter call was refused. Checked on the host before anything is launched.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SamplingError {
-    /// The temperature was negative or NaN.
-    #[error("sampling: temperature must be >= 0 (0 is greedy), got {0}")]
+    /// The temperature was negative, infinite or NaN.
+    #[error("sampling: temperature must be finite and >= 0 (0 is greedy), got {0}")]
     InvalidTemperature(f32),
     /// Top-k was 0.
     #[error("sampling: top-k must be at least 1, got k = 0")]
@@ -103,7 +103,7 @@ pub(crate) fn check<B: Backend>(
         });
     }
     let t = scalars.temperature;
-    if t.is_nan() || t < 0.0 {
+    if !t.is_finite() || t < 0.0 {
         return Err(SamplingError::InvalidTemperature(t));
     }
     if scalars.top_k == Some(0) {

@@ -81,8 +81,8 @@ impl<T: Copy, R: Clone> Param<T, R> {
 /// offset give the same tokens on every run.
 ///
 /// Per-row values follow the conventions of LLM servers: a per-row k ≤ 0 (or ≥ the vocabulary)
-/// means no top-k for that row; per-row values outside their domain (temperature < 0 or NaN, p
-/// outside (0, 1], min-p outside [0, 1]) make that row *invalid* (see
+/// means no top-k for that row; per-row values outside their domain (temperature negative,
+/// infinite or NaN, p outside (0, 1], min-p outside [0, 1]) make that row *invalid* (see
 /// [`SampleExt::try_sample_with_validity`](crate::sampling::SampleExt::try_sample_with_validity)),
 /// and never affect the other rows. Batch values outside their domain are errors.
 ///

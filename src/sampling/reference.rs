@@ -67,8 +67,11 @@ pub fn filter_row(values: &[f64], settings: &RowSettings) -> Option<Filtered> {
         order,
         source,
     } = *settings;
-    let params_ok =
-        temperature >= 0.0 && top_p > 0.0 && top_p <= 1.0 && (0.0..=1.0).contains(&min_p);
+    let params_ok = temperature >= 0.0
+        && temperature.is_finite()
+        && top_p > 0.0
+        && top_p <= 1.0
+        && (0.0..=1.0).contains(&min_p);
     if !params_ok || n == 0 || values.iter().any(|v| v.is_nan() || *v == f64::INFINITY) {
         return None;
     }

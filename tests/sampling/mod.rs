@@ -669,6 +669,10 @@ fn errors<B: SamplingBackend>(device: &B::Device) {
         Some(SamplingError::InvalidTemperature(_))
     ));
     assert_eq!(
+        err(SamplingParams::new().temperature(f32::INFINITY)),
+        Some(SamplingError::InvalidTemperature(f32::INFINITY))
+    );
+    assert_eq!(
         err(SamplingParams::new().top_k(0)),
         Some(SamplingError::TopKIsZero)
     );
