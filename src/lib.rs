@@ -33,6 +33,8 @@
 //!   then empty too.
 //!
 //! The exact definition is [`reference`], the CPU code every kernel is tested against.
+//!
+//! Token sampling (temperature, top-k, top-p, min-p, seeded, on the device) is in [`sampling`].
 
 pub mod backend;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -43,6 +45,7 @@ pub mod kernels;
 mod launch;
 pub mod options;
 pub mod reference;
+pub mod sampling;
 pub mod tensor_ext;
 
 pub use backend::TopKBackend;

@@ -22,6 +22,9 @@ mod gpu {
 }
 use gpu::{Fused, Plain};
 
+/// The sampling tests, in this same binary (one test binary keeps the GPU bundle small).
+mod sampling;
+
 fn gpu_device() -> burn::tensor::Device<Fused> {
     burn_topk::device::default_device()
 }

@@ -2,7 +2,10 @@
 //! and written for any plane size (8 on lavapipe, 32 on NVIDIA, 64 on AMD).
 
 pub mod candidates;
+pub mod philox;
 pub mod primitives;
 pub mod radix_select;
+pub mod sampling;
 pub mod streaming;
 pub mod two_stage;
+pub mod wide;

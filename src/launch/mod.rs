@@ -2,6 +2,7 @@
 //! `crate::kernels`.
 
 pub mod radix_select;
+pub mod sampling;
 pub mod streaming;
 pub mod two_stage;
 

@@ -1,0 +1,273 @@
+//! Times sampling on a grid of shapes, each mode, next to the naive Burn composition.
+//!
+//! `cargo bench --bench sampling -- [--quick] [--csv FILE] [--naive-limit-s 2] [--naive-all]` on the runtime
+//! the features select (CUDA with `--features cuda`, else wgpu). `--quick` (or
+//! `BURN_TOPK_BENCH_QUICK=1`) runs a tiny grid, for CPU adapters such as lavapipe.
+//!
+//! - device: GPU time of one call (`client.profile`, CubeBackend without fusion), median of reps
+//!   after warm-up;
+//! - host: wall time for the call to return on the fused backend users run (`burn::backend::Cuda`
+//!   or `Wgpu`), median; round trip: the call plus a device sync, median;
+//! - read: GPU time of one max over the logits (one read of them): the target is
+//!   top-k + top-p within 2× that at b = 64, V = 128k;
+//! - naive: softmax, sort, top-k/top-p masks with cumsum, renormalise, `categorical`, on the fused
+//!   backend, call + sync; Burn sorts through the host and its cumsum is quadratic, so one
+//!   warm-up call that takes longer than `--naive-limit-s` seconds is reported alone, and shapes
+//!   past b = 64, V = 128k are skipped (NaN) unless `--naive-all`.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor};
+use burn_topk::sampling::{SampleExt, SamplingParams};
+use cubecl::Runtime;
+use std::io::Write;
+use std::time::Instant;
+
+#[cfg(feature = "cuda")]
+type Rt = cubecl::cuda::CudaRuntime;
+#[cfg(feature = "cuda")]
+type Plain = burn_cubecl::CubeBackend<Rt, f32, i32, u8>;
+#[cfg(feature = "cuda")]
+type Fused = burn::backend::Cuda;
+#[cfg(not(feature = "cuda"))]
+type Rt = cubecl::wgpu::WgpuRuntime;
+#[cfg(not(feature = "cuda"))]
+type Plain = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
+#[cfg(not(feature = "cuda"))]
+type Fused = burn::backend::Wgpu;
+
+type Device = <Rt as Runtime>::Device;
+
+/// The naive path is skipped past this many logits (b = 64, V = 128k) unless `--naive-all`.
+const NAIVE_MAX_ELEMENTS: usize = 64 * 131_072;
+
+struct Args {
+    quick: bool,
+    csv: Option<String>,
+    naive_limit_s: f64,
+    naive_all: bool,
+}
+
+fn args() -> Args {
+    let mut quick = std::env::var("BURN_TOPK_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let mut csv = None;
+    let mut naive_limit_s = 2.0;
+    let mut naive_all = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--csv" => csv = it.next(),
+            "--naive-all" => naive_all = true,
+            "--naive-limit-s" => {
+                naive_limit_s = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--naive-limit-s SECONDS")
+            }
+            _ => {} // `cargo bench` passes `--bench`
+        }
+    }
+    Args {
+        quick,
+        csv,
+        naive_limit_s,
+        naive_all,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Whether the device times its own work: CUDA does; wgpu's timestamp queries fail on lavapipe
+/// (now and then, so no probe can tell), so wgpu builds time call + sync instead.
+fn device_timing(_device: &Device) -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// GPU time of the work `work` enqueues, in µs; where the device cannot time it, the wall time of
+/// the work and a sync.
+fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Send) -> f64 {
+    let client = Rt::client(device);
+    if !device_timing(device) {
+        let start = Instant::now();
+        let out = work();
+        Plain::sync(device).expect("sync");
+        drop(out);
+        return start.elapsed().as_secs_f64() * 1e6;
+    }
+    let (_, duration) = client
+        .profile(work, "burn-topk sampling bench")
+        .expect("profiling");
+    let ticks = cubecl::future::block_on(duration.resolve());
+    ticks.duration().as_secs_f64() * 1e6
+}
+
+/// The modes of the grid, as (name, params, top-k, top-p) (the last two for the naive path).
+fn modes<B: Backend>() -> Vec<(&'static str, SamplingParams<B>, Option<usize>, f32)> {
+    vec![
+        ("plain", SamplingParams::new().seed(1), None, 1.0),
+        ("greedy", SamplingParams::greedy(), None, 1.0),
+        (
+            "top-k 50",
+            SamplingParams::new().top_k(50).seed(1),
+            Some(50),
+            1.0,
+        ),
+        (
+            "top-p 0.9",
+            SamplingParams::new().top_p(0.9).seed(1),
+            None,
+            0.9,
+        ),
+        (
+            "top-k 50 + top-p 0.9",
+            SamplingParams::new().top_k(50).top_p(0.9).seed(1),
+            Some(50),
+            0.9,
+        ),
+        (
+            "joint top-k 50 + top-p 0.9",
+            SamplingParams::new().top_k(50).top_p(0.9).joint().seed(1),
+            Some(50),
+            0.9,
+        ),
+        (
+            "min-p 0.1",
+            SamplingParams::new().min_p(0.1).seed(1),
+            None,
+            1.0,
+        ),
+    ]
+}
+
+/// The usual composition, in Burn ops: softmax, sort, top-k and top-p masks, renormalise, draw.
+fn naive<B: Backend>(logits: Tensor<B, 2>, top_k: Option<usize>, top_p: f32) -> Tensor<B, 2, Int> {
+    let [batch, vocab] = logits.dims();
+    let probs = softmax(logits, 1);
+    let (sorted, indices) = probs.sort_descending_with_indices(1);
+    let mut sorted = sorted;
+    if let Some(k) = top_k {
+        let position = Tensor::<B, 1, Int>::arange(0..vocab as i64, &sorted.device())
+            .reshape([1, vocab])
+            .expand([batch, vocab]);
+        sorted = sorted.mask_fill(position.greater_equal_elem(k as i64), 0.0);
+    }
+    if top_p < 1.0 {
+        let total = sorted.clone().sum_dim(1);
+        let before = sorted.clone().cumsum(1) - sorted.clone();
+        sorted = sorted
+            .clone()
+            .mask_fill(before.greater_equal(total * top_p), 0.0);
+    }
+    let total = sorted.clone().sum_dim(1);
+    let position = (sorted / total).categorical(1);
+    indices.gather(1, position)
+}
+
+fn main() {
+    let args = args();
+    let device: Device = burn_topk::device::default_device();
+    let (batches, vocabs, reps): (&[usize], &[usize], usize) = if args.quick {
+        (&[1, 4], &[1000, 4096], 5)
+    } else {
+        (&[1, 64, 256], &[32_768, 131_072], 25)
+    };
+    if !device_timing(&device) {
+        println!(
+            "this device cannot time its own work: 'device µs' is the wall time of call + sync"
+        );
+    }
+    let mut csv = args
+        .csv
+        .as_ref()
+        .map(|path| std::fs::File::create(path).expect("the csv file"));
+    if let Some(f) = csv.as_mut() {
+        writeln!(
+            f,
+            "batch,vocab,mode,device_us,host_us,round_trip_us,read_us,naive_ms"
+        )
+        .unwrap();
+    }
+    println!(
+        "| b | V | mode | device µs | host µs | call + sync µs | one read µs | naive Burn ms |\n|---|---|---|---|---|---|---|---|"
+    );
+    for &batch in batches {
+        for &vocab in vocabs {
+            let plain =
+                Tensor::<Plain, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device);
+            let fused = Tensor::<Fused, 2>::from_data(plain.to_data(), &device);
+            let read = {
+                let x = plain.clone();
+                let _ = profile(&device, move || x.max_dim(1));
+                median(
+                    (0..reps)
+                        .map(|_| {
+                            let x = plain.clone();
+                            profile(&device, move || x.max_dim(1))
+                        })
+                        .collect(),
+                )
+            };
+            for ((name, plain_params, top_k, top_p), (_, fused_params, ..)) in
+                modes::<Plain>().into_iter().zip(modes::<Fused>())
+            {
+                let run = |x: Tensor<Plain, 2>, params: SamplingParams<Plain>| {
+                    profile(&device, move || x.sample(&params))
+                };
+                for _ in 0..3 {
+                    run(plain.clone(), plain_params.clone());
+                }
+                let device_us = median(
+                    (0..reps)
+                        .map(|_| run(plain.clone(), plain_params.clone()))
+                        .collect(),
+                );
+                for _ in 0..3 {
+                    let _ = fused.clone().sample(&fused_params);
+                }
+                Fused::sync(&device).expect("sync");
+                let (mut host, mut round_trip) = (Vec::new(), Vec::new());
+                for _ in 0..reps {
+                    let start = Instant::now();
+                    let tokens = fused.clone().sample(&fused_params);
+                    host.push(start.elapsed().as_secs_f64() * 1e6);
+                    Fused::sync(&device).expect("sync");
+                    round_trip.push(start.elapsed().as_secs_f64() * 1e6);
+                    drop(tokens);
+                }
+                let (host_us, round_trip_us) = (median(host), median(round_trip));
+                let naive_too_big = batch * vocab > NAIVE_MAX_ELEMENTS && !args.naive_all;
+                let naive_ms = if name == "greedy" || name == "min-p 0.1" || naive_too_big {
+                    f64::NAN
+                } else {
+                    let time = || {
+                        let start = Instant::now();
+                        let tokens = naive(fused.clone(), top_k, top_p);
+                        Fused::sync(&device).expect("sync");
+                        drop(tokens);
+                        start.elapsed().as_secs_f64() * 1e3
+                    };
+                    let first = time();
+                    if first > args.naive_limit_s * 1e3 {
+                        first
+                    } else {
+                        median((0..3).map(|_| time()).collect())
+                    }
+                };
+                println!(
+                    "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {naive_ms:.2} |"
+                );
+                if let Some(f) = csv.as_mut() {
+                    writeln!(
+                        f,
+                        "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{naive_ms:.3}"
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Host side of [`crate::kernels::sampling`]: one launch per call, one cube per row.
+
+use crate::kernels::sampling::{
+    OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P, PER_ROW_SEED,
+    PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
+};
+use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
+use burn::tensor::{DType, Shape, TensorMetadata};
+use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use cubecl::prelude::*;
+
+/// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
+/// The draw order depends on it, so changing it changes which token a seed gives.
+pub(crate) const CUBE_UNITS: u32 = 256;
+/// The largest cube count per grid dimension that every runtime accepts.
+const MAX_CUBES_PER_AXIS: usize = 65_535;
+
+/// Per-row parameter tensors on a CubeCL device (validated: `[rows]`, dtypes checked).
+pub(crate) struct PerRowTensors<R: CubeRuntime> {
+    pub temperature: Option<CubeTensor<R>>,
+    pub top_k: Option<CubeTensor<R>>,
+    pub top_p: Option<CubeTensor<R>>,
+    pub min_p: Option<CubeTensor<R>>,
+    pub seed: Option<CubeTensor<R>>,
+}
+
+/// What one launch produces: tokens and validity flags, or the filtered rows.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Produced<R: CubeRuntime> {
+    Tokens {
+        tokens: CubeTensor<R>,
+        valid: CubeTensor<R>,
+    },
+    Filtered(CubeTensor<R>),
+}
+
+/// Launches the sampling kernel on a validated `[rows, vocab]` input. `output` is `None` for
+/// tokens; `int_dtype` is the backend's integer type.
+pub(crate) fn launch<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    per_row: PerRowTensors<R>,
+    scalars: &ScalarParams,
+    output: Option<FilterOutput>,
+    int_dtype: DType,
+) -> Produced<R> {
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let shape = input.shape();
+    let rows = shape[0];
+    let empty = |shape: Shape, dtype: DType| {
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape, dtype)
+    };
+    let (tokens, valid, filtered) = match output {
+        None => (
+            empty([rows].into(), int_dtype),
+            empty([rows].into(), int_dtype),
+            empty([1].into(), input.dtype),
+        ),
+        Some(_) => (
+            empty([1].into(), int_dtype),
+            empty([1].into(), int_dtype),
+            empty(shape.clone(), input.dtype),
+        ),
+    };
+    let produced = match output {
+        None => Produced::Tokens {
+            tokens: tokens.clone(),
+            valid: valid.clone(),
+        },
+        Some(_) => Produced::Filtered(filtered.clone()),
+    };
+    if rows == 0 {
+        return produced;
+    }
+
+    // Parameters not given per row are kernel scalars; their tensor slots get a one-element
+    // placeholder (never read; distinct buffers, since wgpu refuses aliased writable bindings).
+    let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
+        .into_iter()
+        .flatten()
+        .map(|t| t.dtype)
+        .next()
+        .unwrap_or(input.dtype);
+    let mut flags = 0u32;
+    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
+        Some(tensor) => {
+            flags |= flag;
+            tensor
+        }
+        None => empty([1].into(), dtype),
+    };
+    let temperatures = slot(per_row.temperature, PER_ROW_TEMPERATURE, param_dtype);
+    let top_ks = slot(per_row.top_k, PER_ROW_TOP_K, int_dtype);
+    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, param_dtype);
+    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, param_dtype);
+    let seeds = slot(per_row.seed, PER_ROW_SEED, int_dtype);
+
+    let kernel_output = match output {
+        None => OUTPUT_TOKENS,
+        Some(FilterOutput::MaskedLogits) => OUTPUT_MASKED_LOGITS,
+        Some(FilterOutput::Probabilities) => OUTPUT_PROBABILITIES,
+    };
+    // k = 0 tells the kernel "no top-k" (validated k >= 1 otherwise).
+    let top_k = scalars
+        .top_k
+        .map(|k| k.min(u32::MAX as usize) as u32)
+        .unwrap_or(0);
+    let cubes_x = rows.min(MAX_CUBES_PER_AXIS);
+    let cubes_y = rows.div_ceil(cubes_x);
+    let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
+    sampling_kernel::launch::<R>(
+        &client,
+        CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+        CubeDim::new_1d(CUBE_UNITS),
+        input.into_tensor_arg(),
+        temperatures.into_tensor_arg(),
+        top_ks.into_tensor_arg(),
+        top_ps.into_tensor_arg(),
+        min_ps.into_tensor_arg(),
+        seeds.into_tensor_arg(),
+        tokens.into_tensor_arg(),
+        valid.into_tensor_arg(),
+        filtered.into_tensor_arg(),
+        scalars.temperature,
+        top_k,
+        scalars.top_p,
+        scalars.min_p,
+        scalars.seed as u32,
+        (scalars.seed >> 32) as u32,
+        scalars.offset as u32,
+        (scalars.offset >> 32) as u32,
+        flags,
+        rows,
+        kernel_output,
+        scalars.source == Source::Probabilities,
+        scalars.order == FilterOrder::Joint,
+        CUBE_UNITS,
+        dtypes,
+    );
+    produced
+}

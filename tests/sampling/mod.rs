@@ -1,0 +1,811 @@
+//! Sampling tests, part of the one test binary: exact cases, filters against the CPU reference,
+//! chi-square of device draws against the exact filtered distribution, reproducibility, invalid
+//! rows and errors. Run on the fused device backend and on NdArray.
+
+use super::{Fused, Plain, gpu_device};
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Int, Tensor, TensorData};
+use burn_topk::sampling::reference::{self, Filtered, RowSettings};
+use burn_topk::sampling::{
+    FilterOrder, FilterOutput, SampleExt, Sampler, SamplingBackend, SamplingError, SamplingParams,
+    Source,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Fixed seeds: these tests are statistical, and a fixed seed makes each outcome reproducible.
+fn rng(salt: u64) -> StdRng {
+    StdRng::seed_from_u64(0x5A11_9100 + salt)
+}
+
+fn matrix<B: SamplingBackend>(values: &[f32], rows: usize, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [rows, values.len() / rows]),
+        device,
+    )
+}
+
+fn ints<B: SamplingBackend>(values: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+fn floats<B: SamplingBackend>(values: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+fn to_vec_i64<B: SamplingBackend>(t: Tensor<B, 1, Int>) -> Vec<i64> {
+    t.into_data().convert::<i64>().to_vec().unwrap()
+}
+
+fn repeat(row: &[f32], rows: usize) -> Vec<f32> {
+    row.iter().copied().cycle().take(row.len() * rows).collect()
+}
+
+fn as_f64(row: &[f32]) -> Vec<f64> {
+    row.iter().map(|&v| f64::from(v)).collect()
+}
+
+/// Probabilities sorted descending, with the reference's order.
+fn sorted_probabilities(row: &[f32], settings: &RowSettings) -> Vec<f64> {
+    let plain = RowSettings {
+        top_k: None,
+        top_p: 1.0,
+        min_p: 0.0,
+        ..*settings
+    };
+    let probabilities = reference::filter_row(&as_f64(row), &plain)
+        .unwrap()
+        .probabilities;
+    let mut sorted = probabilities;
+    sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+    sorted
+}
+
+/// A top-p halfway between the masses of the first `at + 1` and `at + 2` sorted tokens (as a
+/// fraction of `base`): the nucleus keeps `at + 2` tokens, and float rounding cannot move the cut.
+fn safe_top_p(sorted: &[f64], at: usize, base: f64) -> f32 {
+    let before: f64 = sorted[..=at].iter().sum();
+    let after = before + sorted[at + 1];
+    ((before + after) / 2.0 / base) as f32
+}
+
+/// A min-p halfway between the relative probabilities of sorted positions `at` and `at + 1`.
+fn safe_min_p(sorted: &[f64], at: usize) -> f32 {
+    ((sorted[at] + sorted[at + 1]) / 2.0 / sorted[0]) as f32
+}
+
+fn distinct_logits(rng: &mut StdRng, n: usize, spread: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-spread..spread)).collect()
+}
+
+fn tied_logits(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(0..4) as f32).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact cases
+
+/// Greedy, top-k = 1 and a tiny top-p all give the argmax, ties to the smaller index.
+fn exact_argmax<B: SamplingBackend>(device: &B::Device) {
+    let mut rng = rng(1);
+    for (vocab, rows) in [(1usize, 3usize), (7, 5), (300, 6), (5000, 4), (70_000, 2)] {
+        for (name, values) in [
+            ("ties", tied_logits(&mut rng, rows * vocab)),
+            ("distinct", distinct_logits(&mut rng, rows * vocab, 8.0)),
+        ] {
+            let want: Vec<i64> = values
+                .chunks(vocab)
+                .map(|row| reference::argmax(&as_f64(row)) as i64)
+                .collect();
+            for (mode, params) in [
+                ("greedy", SamplingParams::greedy()),
+                ("top-k 1", SamplingParams::new().top_k(1).seed(3)),
+                ("top-p 1e-9", SamplingParams::new().top_p(1e-9).seed(4)),
+                ("min-p 1", SamplingParams::new().min_p(1.0).temperature(0.5)),
+            ] {
+                // min-p 1 keeps every token tied with the largest: only exact for distinct values.
+                if mode == "min-p 1" && name == "ties" {
+                    continue;
+                }
+                let got = to_vec_i64(matrix::<B>(&values, rows, device).sample(&params));
+                assert_eq!(got, want, "{mode}, {name}, vocab {vocab}");
+            }
+        }
+    }
+}
+
+/// A filtered row compared with the reference: the survivor set exactly, values to rounding.
+fn check_filter<B: SamplingBackend>(
+    values: &[f32],
+    rows: usize,
+    params: &SamplingParams<B>,
+    settings: &RowSettings,
+    output: FilterOutput,
+    device: &B::Device,
+    what: &str,
+) {
+    let got = matrix::<B>(values, rows, device)
+        .try_filter(params, output)
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap();
+    let vocab = values.len() / rows;
+    for row in 0..rows {
+        let input = &values[row * vocab..(row + 1) * vocab];
+        let Filtered {
+            keep,
+            probabilities,
+        } = reference::filter_row(&as_f64(input), settings).expect("a valid row");
+        for i in 0..vocab {
+            let g = got[row * vocab + i];
+            match output {
+                FilterOutput::MaskedLogits => {
+                    let want = if keep[i] { input[i] } else { f32::NEG_INFINITY };
+                    assert_eq!(g.to_bits(), want.to_bits(), "{what}: row {row} element {i}");
+                }
+                FilterOutput::Probabilities => {
+                    let want = probabilities[i] as f32;
+                    assert_eq!(
+                        g == 0.0,
+                        !keep[i] || want == 0.0,
+                        "{what}: row {row} element {i} kept"
+                    );
+                    assert!(
+                        (g - want).abs() <= 2e-5 * want.max(1e-3),
+                        "{what}: row {row} element {i}: got {g}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn filters<B: SamplingBackend>(device: &B::Device) {
+    let mut rng = rng(2);
+    // Top-k masks, with ties cut by index, across the index digit passes.
+    for (vocab, rows) in [(5usize, 3usize), (300, 4), (3000, 2), (70_000, 1)] {
+        let values = tied_logits(&mut rng, rows * vocab);
+        for k in [1, 2, vocab / 2 + 1, vocab.saturating_sub(1).max(1), vocab] {
+            let settings = RowSettings {
+                top_k: Some(k),
+                ..Default::default()
+            };
+            check_filter::<B>(
+                &values,
+                rows,
+                &SamplingParams::new().top_k(k),
+                &settings,
+                FilterOutput::MaskedLogits,
+                device,
+                &format!("top-k mask vocab {vocab} k {k}"),
+            );
+        }
+    }
+    // The named ops.
+    let logits: Vec<f32> = distinct_logits(&mut rng, 2 * 40, 4.0);
+    let masked = matrix::<B>(&logits, 2, device).top_k_mask_logits(5);
+    let settings = RowSettings {
+        top_k: Some(5),
+        ..Default::default()
+    };
+    let want: Vec<f32> = logits
+        .chunks(40)
+        .flat_map(|row| {
+            let keep = reference::filter_row(&as_f64(row), &settings).unwrap().keep;
+            row.iter()
+                .zip(keep)
+                .map(|(&v, k)| if k { v } else { f32::NEG_INFINITY })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(masked.into_data().to_vec::<f32>().unwrap(), want);
+
+    // Renormalised probabilities from probabilities: top-k and top-p away from boundaries.
+    let probs_row: Vec<f32> = {
+        let w: Vec<f32> = (0..64)
+            .map(|_| rng.random_range(0.0f32..1.0).powi(3))
+            .collect();
+        let total: f32 = w.iter().sum();
+        w.iter().map(|v| v / total).collect()
+    };
+    let probs = repeat(&probs_row, 3);
+    let from_probs = RowSettings {
+        source: Source::Probabilities,
+        ..Default::default()
+    };
+    for k in [1, 7, 63] {
+        let got = matrix::<B>(&probs, 3, device).top_k_renorm_probs(k);
+        let want = reference::filter_row(
+            &as_f64(&probs_row),
+            &RowSettings {
+                top_k: Some(k),
+                ..from_probs
+            },
+        )
+        .unwrap();
+        let got = got.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        for (i, &g) in got.iter().enumerate() {
+            let w = want.probabilities[i % 64] as f32;
+            assert!(
+                (g - w).abs() <= 2e-5 * w.max(1e-3),
+                "top-k renorm k {k} at {i}: {g} vs {w}"
+            );
+        }
+    }
+    let sorted = sorted_probabilities(&probs_row, &from_probs);
+    for at in [0, 5, 30] {
+        let p = safe_top_p(&sorted, at, 1.0);
+        let settings = RowSettings {
+            top_p: p,
+            ..from_probs
+        };
+        let params = SamplingParams::new().top_p(p).from_probabilities();
+        check_filter::<B>(
+            &probs,
+            3,
+            &params,
+            &settings,
+            FilterOutput::Probabilities,
+            device,
+            &format!("top-p renorm {p}"),
+        );
+        let named = matrix::<B>(&probs, 3, device).top_p_renorm_probs(p);
+        let kept = named
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .filter(|&&v| v > 0.0)
+            .count();
+        assert_eq!(
+            kept,
+            3 * (at + 2),
+            "top-p renorm {p} keeps {at} + 2 per row"
+        );
+    }
+
+    // Every filter from logits, both outputs, both orders.
+    let logits = distinct_logits(&mut rng, 200, 5.0);
+    let rows_values = repeat(&logits, 2);
+    for temperature in [0.7f32, 1.3] {
+        let base = RowSettings {
+            temperature,
+            ..Default::default()
+        };
+        let sorted = sorted_probabilities(&logits, &base);
+        let k = 40;
+        let kept_mass: f64 = sorted[..k].iter().sum();
+        let cases = [
+            (
+                "top-p",
+                RowSettings {
+                    top_p: safe_top_p(&sorted, 12, 1.0),
+                    ..base
+                },
+            ),
+            (
+                "min-p",
+                RowSettings {
+                    min_p: safe_min_p(&sorted, 9),
+                    ..base
+                },
+            ),
+            (
+                "top-k top-p",
+                RowSettings {
+                    top_k: Some(k),
+                    top_p: safe_top_p(&sorted, 20, kept_mass),
+                    ..base
+                },
+            ),
+            (
+                "joint",
+                RowSettings {
+                    top_k: Some(k),
+                    top_p: safe_top_p(&sorted, 20, 1.0),
+                    order: FilterOrder::Joint,
+                    ..base
+                },
+            ),
+            (
+                "joint, top-p shorter",
+                RowSettings {
+                    top_k: Some(k),
+                    top_p: safe_top_p(&sorted, 3, 1.0),
+                    order: FilterOrder::Joint,
+                    min_p: safe_min_p(&sorted, 30),
+                    ..base
+                },
+            ),
+        ];
+        for (name, settings) in cases {
+            let params = params_of::<B>(&settings);
+            for output in [FilterOutput::MaskedLogits, FilterOutput::Probabilities] {
+                check_filter::<B>(
+                    &rows_values,
+                    2,
+                    &params,
+                    &settings,
+                    output,
+                    device,
+                    &format!("{name} T {temperature} {output:?}"),
+                );
+            }
+        }
+    }
+}
+
+fn params_of<B: SamplingBackend>(s: &RowSettings) -> SamplingParams<B> {
+    let mut params = SamplingParams::new()
+        .temperature(s.temperature)
+        .top_p(s.top_p)
+        .min_p(s.min_p)
+        .order(s.order)
+        .source(s.source);
+    if let Some(k) = s.top_k {
+        params = params.top_k(k);
+    }
+    params
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+/// Wilson–Hilferty approximation of the chi-square quantile at `z` standard deviations.
+fn chi_square_critical(df: usize, z: f64) -> f64 {
+    let df = df as f64;
+    let a = 2.0 / (9.0 * df);
+    df * (1.0 - a + z * a.sqrt()).powi(3)
+}
+
+/// Draws `rows` tokens from the same row and tests them against the reference distribution:
+/// no draw outside the survivors, and a chi-square below the 5-sigma quantile.
+fn chi_square<B: SamplingBackend>(
+    row: &[f32],
+    settings: &RowSettings,
+    params: SamplingParams<B>,
+    rows: usize,
+    device: &B::Device,
+    what: &str,
+) {
+    let vocab = row.len();
+    let want = reference::filter_row(&as_f64(row), settings).expect("a valid row");
+    let seeds = ints::<B>((0..rows as i64).map(|s| s * 7919 + 11).collect(), device);
+    let tokens = to_vec_i64(
+        matrix::<B>(&repeat(row, rows), rows, device).sample(&params.seed_per_row(seeds)),
+    );
+    let mut counts = vec![0usize; vocab];
+    for &t in &tokens {
+        let t = t as usize;
+        assert!(
+            want.keep[t] && want.probabilities[t] > 0.0,
+            "{what}: drew token {t}, which was filtered out"
+        );
+        counts[t] += 1;
+    }
+    // Pool the bins with expectation below 5.
+    let n = rows as f64;
+    let (mut statistic, mut bins) = (0.0, 0usize);
+    let (mut pooled_count, mut pooled_expected) = (0.0, 0.0);
+    for (&count, &probability) in counts.iter().zip(&want.probabilities) {
+        let expected = probability * n;
+        if expected == 0.0 {
+            continue;
+        }
+        if expected < 5.0 {
+            pooled_count += count as f64;
+            pooled_expected += expected;
+            continue;
+        }
+        statistic += (count as f64 - expected).powi(2) / expected;
+        bins += 1;
+    }
+    if pooled_expected > 0.0 {
+        statistic += (pooled_count - pooled_expected).powi(2) / pooled_expected;
+        bins += 1;
+    }
+    if bins < 2 {
+        return;
+    }
+    let critical = chi_square_critical(bins - 1, 5.0);
+    println!("{what}: chi-square {statistic:.1} over {bins} bins (critical {critical:.1})");
+    assert!(
+        statistic < critical,
+        "{what}: chi-square {statistic:.1} over {bins} bins exceeds {critical:.1}"
+    );
+}
+
+fn statistics<B: SamplingBackend>(device: &B::Device, rows: usize) {
+    let mut rng = rng(3);
+    let logits = distinct_logits(&mut rng, 50, 3.0);
+    let base = RowSettings::default();
+    let sorted = sorted_probabilities(&logits, &base);
+    let cool = RowSettings {
+        temperature: 0.6,
+        ..base
+    };
+    let cool_sorted = sorted_probabilities(&logits, &cool);
+    let k = 12;
+    let kept: f64 = cool_sorted[..k].iter().sum();
+    let cases = [
+        ("plain", base),
+        ("temperature 0.6", cool),
+        (
+            "top-k 12",
+            RowSettings {
+                top_k: Some(12),
+                ..base
+            },
+        ),
+        (
+            "top-p",
+            RowSettings {
+                top_p: safe_top_p(&sorted, 15, 1.0),
+                ..base
+            },
+        ),
+        (
+            "min-p",
+            RowSettings {
+                min_p: safe_min_p(&sorted, 20),
+                ..base
+            },
+        ),
+        (
+            "top-k then top-p",
+            RowSettings {
+                top_k: Some(k),
+                top_p: safe_top_p(&cool_sorted, 6, kept),
+                ..cool
+            },
+        ),
+        (
+            "joint",
+            RowSettings {
+                top_k: Some(k),
+                top_p: safe_top_p(&cool_sorted, 8, 1.0),
+                order: FilterOrder::Joint,
+                ..cool
+            },
+        ),
+        (
+            "all filters",
+            RowSettings {
+                top_k: Some(30),
+                top_p: safe_top_p(&sorted, 25, sorted[..30].iter().sum()),
+                min_p: safe_min_p(&sorted, 18),
+                ..base
+            },
+        ),
+    ];
+    for (name, settings) in cases {
+        chi_square::<B>(
+            &logits,
+            &settings,
+            params_of::<B>(&settings),
+            rows,
+            device,
+            name,
+        );
+    }
+    // From probabilities, with top-k.
+    let probs: Vec<f32> = {
+        let total: f64 = logits.iter().map(|&v| f64::from(v).exp()).sum();
+        logits
+            .iter()
+            .map(|&v| (f64::from(v).exp() / total) as f32)
+            .collect()
+    };
+    let settings = RowSettings {
+        top_k: Some(20),
+        source: Source::Probabilities,
+        ..base
+    };
+    chi_square::<B>(
+        &probs,
+        &settings,
+        params_of::<B>(&settings),
+        rows,
+        device,
+        "probabilities top-k 20",
+    );
+    // Ties at the top-k cut: the first ties by index survive.
+    let tied: Vec<f32> = (0..40).map(|i| (i % 5) as f32 * 0.5).collect();
+    let settings = RowSettings {
+        top_k: Some(10),
+        ..base
+    };
+    chi_square::<B>(
+        &tied,
+        &settings,
+        params_of::<B>(&settings),
+        rows,
+        device,
+        "top-k 10 with ties",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reproducibility, per-row parameters, invalid rows
+
+fn reproducibility<B: SamplingBackend>(device: &B::Device) {
+    let mut rng = rng(4);
+    let rows = 64;
+    let vocab = 1000;
+    let values = distinct_logits(&mut rng, rows * vocab, 2.0);
+    let params = SamplingParams::new().top_p(0.95).seed(123);
+    let first = to_vec_i64(matrix::<B>(&values, rows, device).sample(&params));
+    let again = to_vec_i64(matrix::<B>(&values, rows, device).sample(&params));
+    assert_eq!(first, again, "same seed, same tokens");
+    let next = to_vec_i64(matrix::<B>(&values, rows, device).sample(&params.clone().next_step()));
+    assert!(first != next, "the next step draws other tokens");
+    let other = to_vec_i64(matrix::<B>(&values, rows, device).sample(&params.clone().seed(124)));
+    assert!(first != other, "another seed draws other tokens");
+    // A sampler walks the steps.
+    let mut sampler = Sampler::new(params.clone());
+    assert_eq!(
+        to_vec_i64(sampler.sample(matrix::<B>(&values, rows, device))),
+        first
+    );
+    assert_eq!(
+        to_vec_i64(sampler.sample(matrix::<B>(&values, rows, device))),
+        next
+    );
+
+    // Per-row seeds and parameters: each row as if sampled alone.
+    let seeds: Vec<i64> = (0..rows as i64).map(|r| r * 31 + 5).collect();
+    let temperatures: Vec<f32> = (0..rows).map(|r| [0.0, 0.5, 1.0, 2.0][r % 4]).collect();
+    let ks: Vec<i64> = (0..rows as i64)
+        .map(|r| [0, 1, 5, 50, 2000][r as usize % 5])
+        .collect();
+    let ps: Vec<f32> = (0..rows).map(|r| [1.0, 0.5, 0.9][r % 3]).collect();
+    let min_ps: Vec<f32> = (0..rows).map(|r| [0.0, 0.1][r % 2]).collect();
+    let batch = SamplingParams::new()
+        .seed_per_row(ints::<B>(seeds.clone(), device))
+        .temperature_per_row(floats::<B>(temperatures.clone(), device))
+        .top_k_per_row(ints::<B>(ks.clone(), device))
+        .top_p_per_row(floats::<B>(ps.clone(), device))
+        .min_p_per_row(floats::<B>(min_ps.clone(), device))
+        .offset(9);
+    let together = to_vec_i64(matrix::<B>(&values, rows, device).sample(&batch));
+    for row in [0usize, 1, 2, 3, 4, 17, 38, 63] {
+        let mut alone = SamplingParams::new()
+            .seed_per_row(ints::<B>(vec![seeds[row]], device))
+            .temperature(temperatures[row])
+            .top_p(ps[row])
+            .min_p(min_ps[row])
+            .offset(9);
+        if ks[row] > 0 {
+            alone = alone.top_k(ks[row] as usize);
+        }
+        let single = &values[row * vocab..(row + 1) * vocab];
+        let got = to_vec_i64(matrix::<B>(single, 1, device).sample(&alone));
+        assert_eq!(got[0], together[row], "row {row} alone");
+        if temperatures[row] == 0.0 || ks[row] == 1 {
+            assert_eq!(
+                got[0],
+                reference::argmax(&as_f64(single)) as i64,
+                "row {row} greedy"
+            );
+        }
+    }
+}
+
+fn invalid_rows<B: SamplingBackend>(device: &B::Device) {
+    let vocab = 6;
+    let good = [0.5f32, 2.0, 1.0, -1.0, 0.0, 1.5];
+    let rows: Vec<[f32; 6]> = vec![
+        good,
+        [0.0, 1.0, f32::NAN, 3.0, f32::NAN, 0.0],
+        [f32::NEG_INFINITY; 6],
+        [0.0, f32::INFINITY, 1.0, f32::INFINITY, 0.0, 0.0],
+        good,
+        good,
+        good,
+    ];
+    let values: Vec<f32> = rows.iter().flatten().copied().collect();
+    let n = rows.len();
+    let seeds = ints::<B>((0..n as i64).collect(), device);
+    // Row 5 has an out-of-range per-row p, row 6 a negative temperature.
+    let ps = floats::<B>(vec![0.9, 0.9, 0.9, 0.9, 0.9, 0.0, 0.9], device);
+    let ts = floats::<B>(vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1.0], device);
+    let params = SamplingParams::new()
+        .seed_per_row(seeds)
+        .top_p_per_row(ps)
+        .temperature_per_row(ts);
+    let (tokens, valid) = matrix::<B>(&values, n, device)
+        .try_sample_with_validity(&params)
+        .unwrap();
+    let tokens = to_vec_i64(tokens);
+    assert_eq!(to_vec_i64(valid.int()), vec![1, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(&tokens[1..4], &[2, 0, 1], "first NaN, token 0, first +inf");
+    assert_eq!(tokens[5], 1, "invalid parameters give the argmax");
+    // The good rows are as if sampled alone.
+    for row in [0usize, 4] {
+        let alone = SamplingParams::new()
+            .seed_per_row(ints::<B>(vec![row as i64], device))
+            .top_p(0.9);
+        let got = to_vec_i64(matrix::<B>(&good, 1, device).sample(&alone));
+        assert_eq!(got[0], tokens[row], "row {row}");
+    }
+    // Filters give invalid rows back unchanged.
+    let masked = matrix::<B>(&values, n, device)
+        .top_k_mask_logits(2)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    for row in 1..4 {
+        let got = &masked[row * vocab..(row + 1) * vocab];
+        let want = &values[row * vocab..(row + 1) * vocab];
+        let same = got
+            .iter()
+            .zip(want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "row {row} unchanged: {got:?}");
+    }
+    // Probabilities: negative or all-zero rows are invalid.
+    let probs = [0.5f32, 0.5, 0.0, 0.0, -0.1, 0.6, 0.0, 0.0, 0.0];
+    let (tokens, valid) = matrix::<B>(&probs, 3, device)
+        .try_sample_with_validity(&SamplingParams::new().from_probabilities())
+        .unwrap();
+    assert_eq!(to_vec_i64(valid.int()), vec![1, 0, 0]);
+    assert_eq!(&to_vec_i64(tokens)[1..], &[2, 0]);
+}
+
+fn errors<B: SamplingBackend>(device: &B::Device) {
+    let x = || matrix::<B>(&[1.0, 2.0, 3.0, 4.0], 2, device);
+    let err = |params: SamplingParams<B>| x().try_sample(&params).err();
+    assert_eq!(
+        err(SamplingParams::new().temperature(-1.0)),
+        Some(SamplingError::InvalidTemperature(-1.0))
+    );
+    assert!(matches!(
+        err(SamplingParams::new().temperature(f32::NAN)),
+        Some(SamplingError::InvalidTemperature(_))
+    ));
+    assert_eq!(
+        err(SamplingParams::new().temperature(f32::INFINITY)),
+        Some(SamplingError::InvalidTemperature(f32::INFINITY))
+    );
+    assert_eq!(
+        err(SamplingParams::new().top_k(0)),
+        Some(SamplingError::TopKIsZero)
+    );
+    assert_eq!(
+        err(SamplingParams::new().top_p(0.0)),
+        Some(SamplingError::InvalidTopP(0.0))
+    );
+    assert_eq!(
+        err(SamplingParams::new().top_p(1.5)),
+        Some(SamplingError::InvalidTopP(1.5))
+    );
+    assert_eq!(
+        err(SamplingParams::new().min_p(-0.1)),
+        Some(SamplingError::InvalidMinP(-0.1))
+    );
+    assert_eq!(
+        err(SamplingParams::new().from_probabilities().temperature(0.5)),
+        Some(SamplingError::TemperatureWithProbabilities)
+    );
+    assert_eq!(
+        err(SamplingParams::new().top_k_per_row(ints::<B>(vec![1, 2, 3], device))),
+        Some(SamplingError::PerRowShape {
+            param: "top-k",
+            batch: 2,
+            shape: vec![3]
+        })
+    );
+    let empty = Tensor::<B, 2>::empty([2, 0], device);
+    assert_eq!(
+        empty.try_sample(&SamplingParams::new()).err(),
+        Some(SamplingError::EmptyVocabulary(vec![2, 0]))
+    );
+    assert_eq!(
+        x().try_top_p_renorm_probs(0.0).err(),
+        Some(SamplingError::InvalidTopP(0.0))
+    );
+    // An empty batch is fine.
+    let none = Tensor::<B, 2>::empty([0, 5], device).sample(&SamplingParams::new());
+    assert_eq!(none.dims(), [0]);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        x().sample(&SamplingParams::new().top_k(0))
+    }))
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("top-k must be at least 1"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sampling_exact_fused() {
+    exact_argmax::<Fused>(&gpu_device());
+}
+
+#[test]
+fn sampling_filters_fused() {
+    filters::<Fused>(&gpu_device());
+}
+
+#[test]
+fn sampling_statistics_fused() {
+    statistics::<Fused>(&gpu_device(), 4096);
+}
+
+#[test]
+fn sampling_reproducible_fused() {
+    let device = gpu_device();
+    reproducibility::<Fused>(&device);
+    invalid_rows::<Fused>(&device);
+    errors::<Fused>(&device);
+}
+
+#[test]
+fn sampling_plain_and_autodiff() {
+    let device = gpu_device();
+    invalid_rows::<Plain>(&device);
+    errors::<Plain>(&device);
+    invalid_rows::<Autodiff<Fused>>(&device);
+    let mut rng = rng(5);
+    let values = distinct_logits(&mut rng, 4 * 100, 3.0);
+    let x = matrix::<Autodiff<Fused>>(&values, 4, &device).require_grad();
+    let params = SamplingParams::new().top_k(10).seed(8);
+    let tokens = to_vec_i64(x.clone().sample(&params));
+    let plain = to_vec_i64(
+        matrix::<Plain>(&values, 4, &device).sample(&SamplingParams::new().top_k(10).seed(8)),
+    );
+    assert_eq!(tokens, plain, "autodiff and plain backends agree");
+    let masked = x.top_k_mask_logits(3);
+    assert_eq!(masked.dims(), [4, 100]);
+}
+
+/// The device and the host fallback draw from the same random word in the same order: they agree
+/// on every row except, rarely, at a boundary between two tokens.
+#[test]
+fn sampling_device_agrees_with_host() {
+    let device = gpu_device();
+    let mut rng = rng(6);
+    let rows = 512;
+    let vocab = 700;
+    let values = distinct_logits(&mut rng, rows * vocab, 3.0);
+    let seeds: Vec<i64> = (0..rows as i64).collect();
+    let on_device = to_vec_i64(
+        matrix::<Fused>(&values, rows, &device).sample(
+            &SamplingParams::new()
+                .top_k(100)
+                .top_p(0.8)
+                .seed_per_row(ints::<Fused>(seeds.clone(), &device)),
+        ),
+    );
+    let host_device = Default::default();
+    let on_host = to_vec_i64(
+        matrix::<NdArray>(&values, rows, &host_device).sample(
+            &SamplingParams::new()
+                .top_k(100)
+                .top_p(0.8)
+                .seed_per_row(ints::<NdArray>(seeds, &host_device)),
+        ),
+    );
+    let agree = on_device
+        .iter()
+        .zip(&on_host)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(agree >= rows * 99 / 100, "{agree} of {rows} rows agree");
+}
+
+#[test]
+fn sampling_ndarray() {
+    let device = Default::default();
+    exact_argmax::<NdArray>(&device);
+    filters::<NdArray>(&device);
+    statistics::<NdArray>(&device, 4096);
+    reproducibility::<NdArray>(&device);
+    invalid_rows::<NdArray>(&device);
+    errors::<NdArray>(&device);
+}
