@@ -34,8 +34,11 @@
 //!
 //! The exact definition is [`reference`], the CPU code every kernel is tested against.
 //!
+//! [`Strategy::Auto`] (the default) autotunes the algorithm per input key: see [`autotune`].
+//!
 //! Token sampling (temperature, top-k, top-p, min-p, seeded, on the device) is in [`sampling`].
 
+pub mod autotune;
 pub mod backend;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod device;

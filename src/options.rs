@@ -8,19 +8,24 @@ use crate::error::TopKError;
 /// the crate docs for the semantics); they differ only in speed. Backends without CubeCL ignore
 /// the strategy and use the host fallback.
 ///
-/// The environment variable `BURN_TOPK_STRATEGY` (`auto`, `streaming`, `two-stage`, `radix` or
-/// `burn`) replaces [`Auto`](Strategy::Auto) for benchmarks and tests; explicit strategies are
-/// never overridden.
+/// The environment variable `BURN_TOPK_STRATEGY` (`auto`, `heuristic`, `streaming`, `two-stage`,
+/// `radix` or `burn`) replaces [`Auto`](Strategy::Auto) for benchmarks and tests; explicit
+/// strategies are never overridden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// Let the crate choose, per call, from the shape, k and the device:
-    /// [`RadixSelect`](Strategy::RadixSelect) when k is too large for the streaming buffer
-    /// (more than [`STREAMING_MAX_K`]), else [`TwoStage`](Strategy::TwoStage) when the rows are
-    /// too few to fill the device and long enough to split, else
-    /// [`Streaming`](Strategy::Streaming).
+    /// CubeCL's autotuner picks the fastest strategy and parameters for the input's key on the
+    /// device, timing the candidates on the first call with a new key and caching the winner on
+    /// disk (see [`crate::autotune`]). Backends without CubeCL use the host fallback.
     #[default]
     Auto,
+    /// A fixed rule, no timing: [`RadixSelect`](Strategy::RadixSelect) when k is too large for
+    /// the streaming buffer (more than [`STREAMING_MAX_K`]), else
+    /// [`TwoStage`](Strategy::TwoStage) when the rows are too few to fill the device (at most a
+    /// quarter of its processors) and long enough to split (at least 8 × max(4k, 4096)), else
+    /// [`Streaming`](Strategy::Streaming). What `Auto` falls back to when a cached choice
+    /// cannot run.
+    Heuristic,
     /// One pass over each row with one cube per row: a candidate buffer in shared memory and a
     /// running threshold that rejects most elements with one compare. One launch per call. For
     /// k up to [`STREAMING_MAX_K`]; a larger k runs [`RadixSelect`](Strategy::RadixSelect).
@@ -58,6 +63,7 @@ impl Strategy {
     pub fn from_name(name: &str) -> Result<Self, TopKError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "auto" | "" => Ok(Self::Auto),
+            "heuristic" => Ok(Self::Heuristic),
             "streaming" => Ok(Self::streaming()),
             "two-stage" | "two_stage" => Ok(Self::two_stage()),
             "radix" | "radix-select" => Ok(Self::RadixSelect),

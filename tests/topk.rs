@@ -22,7 +22,9 @@ mod gpu {
 }
 use gpu::{Fused, Plain};
 
-/// The sampling tests, in this same binary (one test binary keeps the GPU bundle small).
+/// The sampling and autotune tests, in this same binary (one test binary keeps the GPU bundle
+/// small).
+mod autotune;
 mod sampling;
 
 fn gpu_device() -> burn::tensor::Device<Fused> {
@@ -302,6 +304,7 @@ fn errors<B: TopKBackend>(device: &B::Device) {
 fn strategies() -> Vec<(&'static str, Strategy)> {
     vec![
         ("auto", Strategy::Auto),
+        ("heuristic", Strategy::Heuristic),
         ("streaming", Strategy::streaming()),
         (
             "streaming-1-vector",
@@ -448,6 +451,7 @@ fn strategy_names_and_params() {
     assert_eq!(Strategy::from_name("Radix"), Ok(Strategy::RadixSelect));
     assert_eq!(Strategy::from_name("burn"), Ok(Strategy::BurnBuiltin));
     assert_eq!(Strategy::from_name("auto"), Ok(Strategy::Auto));
+    assert_eq!(Strategy::from_name("heuristic"), Ok(Strategy::Heuristic));
     assert_eq!(Strategy::from_name("streaming"), Ok(Strategy::streaming()));
     assert!(matches!(
         Strategy::from_name("fastest"),

@@ -327,6 +327,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     top_k: u32,
     top_p: f32,
     min_p: f32,
+    neg_inf: f32,
     seed_lo: u32,
     seed_hi: u32,
     offset_lo: u32,
@@ -427,7 +428,6 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     } else {
         greedy = row_temperature == 0.0f32;
     }
-    let neg_inf = f32::reinterpret(KEY_POS_INF);
 
     if !row_ok || greedy {
         // Greedy rows keep only their argmax; invalid rows give their argmax (sampling) or come

@@ -26,6 +26,8 @@ pub(crate) enum Plan {
     TwoStage(two_stage::Config),
     RadixSelect,
     BurnBuiltin,
+    /// [`Strategy::Auto`]: the autotuner chooses at launch (`crate::autotune`).
+    Autotune,
 }
 
 /// Everything the device kernels need checked on the host, shared by the CubeCL and Fusion
@@ -47,7 +49,8 @@ pub(crate) fn check_and_plan(
     let layout = check_shape(shape, k, dim)?;
     let plan = plan(hardware, layout, k, strategy.with_env_override()?)?;
     let scratch = match plan {
-        Plan::RadixSelect => layout.rows * 2 * k,
+        // Autotune checks its pick again and falls back to the heuristic, which fits this.
+        Plan::RadixSelect | Plan::Autotune => layout.rows * 2 * k,
         Plan::TwoStage(config) => layout.rows * config.tiles(layout.len) * k,
         Plan::Streaming(_) | Plan::BurnBuiltin => 0,
     };
@@ -87,7 +90,8 @@ fn plan(
         Strategy::TwoStage(params) => {
             Plan::TwoStage(two_stage_config(hardware, layout, k, params)?)
         }
-        Strategy::Auto => {
+        Strategy::Auto => Plan::Autotune,
+        Strategy::Heuristic => {
             if few_long_rows(hardware, layout, k) {
                 Plan::TwoStage(two_stage_config(
                     hardware,
@@ -108,7 +112,7 @@ fn plan(
 }
 
 /// The streaming multiprocessors (or their equivalent) to fill; unknown on some runtimes.
-fn processors(hardware: &HardwareProperties) -> usize {
+pub(crate) fn processors(hardware: &HardwareProperties) -> usize {
     hardware.num_streaming_multiprocessors.unwrap_or(16) as usize
 }
 
@@ -323,5 +327,6 @@ pub(crate) fn top_k<R: burn_cubecl::CubeRuntime>(
         }
         Plan::RadixSelect => radix_select::launch(tensor, k, dim, layout, largest, index_dtype),
         Plan::BurnBuiltin => unreachable!("Burn's own top-k runs through the backend's ops"),
+        Plan::Autotune => crate::autotune::top_k(tensor, k, dim, largest, index_dtype),
     }
 }

@@ -125,6 +125,9 @@ pub(crate) fn launch<R: CubeRuntime>(
         top_k,
         scalars.top_p,
         scalars.min_p,
+        // −inf as an argument: CUDA cannot reinterpret a constant's bits, and float constants
+        // print as `inf`.
+        f32::NEG_INFINITY,
         scalars.seed as u32,
         (scalars.seed >> 32) as u32,
         scalars.offset as u32,

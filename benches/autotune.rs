@@ -1,0 +1,191 @@
+//! What `Strategy::Auto`'s autotuner picks, and how far the pick is from the best candidate.
+//!
+//! `cargo bench --bench autotune -- [--quick] [--csv FILE] [--keep-cache]` on the runtime the
+//! features select (CUDA with `--features cuda`, else wgpu; `--quick` is a small grid for CPU
+//! adapters such as lavapipe). For each shape of the grid (the kernels bench's grid):
+//!
+//! - tune ms: the wall time of the first `Auto` call with a new key (tuning, including the
+//!   compilation of kernels no earlier shape needed);
+//! - every candidate's median device time over 30 runs after 3 warm-up runs, on the same input
+//!   (the tuner's own method, with more runs), `-` where the candidate does not fit;
+//! - the pick, its time, the best candidate and the pick's distance from it.
+//!
+//! The crate's autotune cache file is deleted first (so every key is tuned here) unless
+//! `--keep-cache`.
+
+use burn::tensor::{DType, Distribution, Tensor};
+use burn_topk::autotune::{self, TuneShape};
+use burn_topk::{Strategy, TopKExt, TopKOptions};
+use cubecl::Runtime;
+use std::time::Instant;
+
+#[cfg(feature = "cuda")]
+type Rt = cubecl::cuda::CudaRuntime;
+#[cfg(feature = "cuda")]
+type B = burn_cubecl::CubeBackend<Rt, f32, i32, u8>;
+#[cfg(not(feature = "cuda"))]
+type Rt = cubecl::wgpu::WgpuRuntime;
+#[cfg(not(feature = "cuda"))]
+type B = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
+
+type Device = <Rt as Runtime>::Device;
+
+const RUNS: usize = 30;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Median GPU time of one top-k with `strategy`, in µs; `None` when it does not fit.
+fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> Option<f64> {
+    let client = Rt::client(device);
+    let options = TopKOptions::largest().with_strategy(strategy);
+    input.clone().try_top_k_with(k, 1, options).ok()?;
+    for _ in 0..2 {
+        let _ = input.clone().top_k_with(k, 1, options);
+    }
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let input = input.clone();
+        let (_, duration) = client
+            .profile(move || input.top_k_with(k, 1, options), "autotune bench")
+            .expect("profiling");
+        let ticks = cubecl::future::block_on(duration.resolve());
+        samples.push(ticks.duration().as_secs_f64() * 1e6);
+    }
+    Some(median(samples))
+}
+
+fn remove_cache() {
+    let mut stack = vec![autotune::cache_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains("burn-topk-top-k") {
+                println!("removing the autotune cache {}", path.display());
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn main() {
+    let mut quick = false;
+    let mut csv_path = None;
+    let mut keep_cache = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--csv" => csv_path = it.next(),
+            "--keep-cache" => keep_cache = true,
+            _ => {} // `cargo bench` passes `--bench`
+        }
+    }
+    if !keep_cache {
+        remove_cache();
+    }
+
+    let device: Device = burn_topk::device::default_device();
+    let client = Rt::client(&device);
+    let hardware = client.properties().hardware.clone();
+    let candidates = autotune::candidates(&hardware);
+    println!(
+        "device: {device:?}, plane size {}, {} units per cube, {} KiB shared memory; {} candidates",
+        hardware.plane_size_max,
+        hardware.max_units_per_cube,
+        hardware.max_shared_memory_size / 1024,
+        candidates.len()
+    );
+
+    let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) = if quick {
+        (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
+    } else {
+        (
+            &[1, 8, 64, 256],
+            &[32 << 10, 128 << 10, 256 << 10, 1 << 20],
+            &[1, 50, 256, 1024, 4096],
+            &[DType::F32, DType::BF16],
+        )
+    };
+
+    let mut header = String::from(
+        "| dtype | b | V | k | tune ms | pick | pick µs | best | best µs | pick/best |",
+    );
+    let mut rule = String::from("|---|---|---|---|---|---|---|---|---|---|");
+    for candidate in &candidates {
+        header += &format!(" {} |", candidate.name);
+        rule += "---|";
+    }
+    println!("{header}\n{rule}");
+    let mut csv = String::from(
+        "dtype,batch,vocab,k,tune_ms,pick,pick_us,best,best_us,candidate,candidate_us\n",
+    );
+    let mut worst: f64 = 1.0;
+    for &dtype in dtypes {
+        if !<B as burn::tensor::backend::Backend>::supports_dtype(&device, dtype) {
+            println!("{dtype:?}: not supported on this device, skipped");
+            continue;
+        }
+        for &batch in batches {
+            for &vocab in vocabs {
+                let input =
+                    Tensor::<B, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device)
+                        .cast(dtype);
+                <B as burn::tensor::backend::Backend>::sync(&device).unwrap();
+                for &k in ks {
+                    let start = Instant::now();
+                    let (values, _) = input.clone().top_k(k, 1);
+                    let _ = values.into_data();
+                    let tune_ms = start.elapsed().as_secs_f64() * 1e3;
+                    let shape = TuneShape::new(batch, vocab, k).with_dtype(dtype);
+                    let pick = autotune::tuned_choice::<Rt>(&client, &device, &shape);
+                    let times: Vec<Option<f64>> = candidates
+                        .iter()
+                        .map(|c| time(&device, &input, k, c.strategy))
+                        .collect();
+                    let (best, best_us) = times
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, t)| t.map(|t| (i, t)))
+                        .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
+                        .expect("radix select always fits");
+                    let pick_index = pick
+                        .as_ref()
+                        .and_then(|p| candidates.iter().position(|c| c == p));
+                    let pick_us = pick_index.and_then(|i| times[i]);
+                    let ratio = pick_us.map_or(f64::NAN, |t| t / best_us);
+                    if ratio.is_finite() {
+                        worst = worst.max(ratio);
+                    }
+                    let pick_name = pick
+                        .as_ref()
+                        .map_or("(none: k > buffer)", |p| p.name.as_str());
+                    let mut row = format!(
+                        "| {dtype:?} | {batch} | {vocab} | {k} | {tune_ms:.0} | {pick_name} | {} | {} | {best_us:.1} | {ratio:.3} |",
+                        pick_us.map_or("-".into(), |t| format!("{t:.1}")),
+                        candidates[best].name,
+                    );
+                    for (candidate, t) in candidates.iter().zip(&times) {
+                        row += &t.map_or(" - |".into(), |t| format!(" {t:.1} |"));
+                        csv += &format!(
+                            "{dtype:?},{batch},{vocab},{k},{tune_ms:.1},{pick_name},{},{},{best_us:.2},{},{}\n",
+                            pick_us.map_or(String::new(), |t| format!("{t:.2}")),
+                            candidates[best].name,
+                            candidate.name,
+                            t.map_or(String::new(), |t| format!("{t:.2}"))
+                        );
+                    }
+                    println!("{row}");
+                }
+            }
+        }
+    }
+    println!("worst pick/best: {worst:.3}");
+    if let Some(path) = csv_path {
+        std::fs::write(&path, csv).expect("write the csv");
+    }
+}

@@ -1,0 +1,449 @@
+//! [`Strategy::Auto`](crate::Strategy::Auto): CubeCL's autotuner picks the fastest strategy and
+//! its parameters per input key, on the device that runs the call.
+//!
+//! - **Candidates** ([`candidates`]): streaming with cubes of 256, 512 and 1024 units (multiples of
+//!   the device's plane size, up to its limit) and 2, 4 or 8 vector loads per unit in flight;
+//!   two-stage with the same cube sizes and tiles of the crate's choice, 8 Ki or 32 Ki elements;
+//!   radix select. A candidate that does not fit the device for a key (shared memory, units per
+//!   cube, k above the buffer limit) reports an error before launching and is skipped.
+//! - **Pruning**: cheap rules drop candidates that cannot win for a key before anything is timed
+//!   (two-stage when the rows alone fill the device, cubes or batches larger than the row, all but
+//!   radix select when k is above [`STREAMING_MAX_K`]); radix select stays as the fallback group.
+//! - **Key** ([`TopKKey`]): k exactly, the row length and the row count rounded up to a power of
+//!   two, the dtype, `largest`, whether `dim` is contiguous, and the device's plane size. Every
+//!   candidate's feasibility depends only on these and on the device, so a cached winner fits any
+//!   input with the same key; should one not (a corrupted cache), the call falls back to
+//!   [`Strategy::Heuristic`](crate::Strategy::Heuristic) with a warning, never a panic.
+//! - **Cache**: results persist through CubeCL's autotune cache, one file per device, so a second
+//!   process does not tune again. By default it lives under `target/autotune/` of the nearest
+//!   directory holding a `Cargo.toml` (CubeCL's `[autotune.cache]` setting in `cubecl.toml` moves
+//!   it); [`cache_dir`] gives the directory. Delete it to tune again. Unreadable lines are skipped
+//!   with a warning, and results from another candidate list are ignored (CubeCL checks a checksum
+//!   of the candidates' names).
+//! - **Cost**: the first call with a new key times every remaining candidate (3 warm-up runs and
+//!   10 timed runs each, on the call's own input) and compiles the kernels it has not seen; it is
+//!   logged at `info` level with the winner. [`tune_ahead`] pays that cost up front.
+
+use crate::backend::TopKBackend;
+use crate::error::TopKError;
+use crate::launch::{self, Plan};
+use crate::options::{STREAMING_MAX_K, Strategy, StreamingParams, TopKOptions, TwoStageParams};
+use crate::tensor_ext::TopKExt;
+use burn::tensor::{DType, Distribution, Tensor, TensorMetadata};
+use burn_cubecl::{CubeRuntime, CubeTuneId, tensor::CubeTensor};
+use cubecl::AutotuneKey;
+use cubecl::ir::{ElemType, HardwareProperties};
+use cubecl::tune::{CloneInputGenerator, Tunable, TunableSet, TuneCacheResult, TuneGroup, Tuner};
+use serde::{Deserialize, Serialize};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// What decides whether a candidate fits and which one wins: the autotune cache key.
+#[derive(Hash, Eq, PartialEq, Debug, Clone, Serialize, Deserialize, AutotuneKey)]
+pub struct TopKKey {
+    /// k, exactly: the buffer size and every feasibility check depend on it.
+    pub k: usize,
+    /// The length of `dim`, rounded up to a power of two.
+    #[autotune(anchor)]
+    pub len: usize,
+    /// The number of rows, rounded up to a power of two.
+    #[autotune(anchor)]
+    pub rows: usize,
+    /// The element type.
+    pub dtype: ElemType,
+    /// The k largest (`true`) or smallest.
+    pub largest: bool,
+    /// Whether `dim` has stride 1 (vector loads).
+    pub contiguous: bool,
+    /// The device's plane size.
+    pub plane_size: u32,
+}
+
+/// One strategy the autotuner may pick, with the name it is cached and logged under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Stable name, e.g. `streaming-u1024-v4` (units per cube, vectors per unit).
+    pub name: String,
+    /// The strategy it runs.
+    pub strategy: Strategy,
+}
+
+/// A shape to tune ahead of time with [`tune_ahead`]: `rows` contiguous rows of `len` elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TuneShape {
+    /// Rows (the product of every dimension but `dim`).
+    pub rows: usize,
+    /// Length of `dim`.
+    pub len: usize,
+    /// k.
+    pub k: usize,
+    /// Element type.
+    pub dtype: DType,
+    /// The k largest (`true`) or smallest.
+    pub largest: bool,
+}
+
+impl TuneShape {
+    /// The k largest of `rows` rows of `len` f32 elements.
+    pub fn new(rows: usize, len: usize, k: usize) -> Self {
+        Self {
+            rows,
+            len,
+            k,
+            dtype: DType::F32,
+            largest: true,
+        }
+    }
+
+    /// The same shape with another dtype.
+    pub fn with_dtype(self, dtype: DType) -> Self {
+        Self { dtype, ..self }
+    }
+
+    /// The autotune key of this shape on a device with `hardware`.
+    pub fn key(&self, hardware: &HardwareProperties) -> TopKKey {
+        TopKKey::new(
+            self.k,
+            self.len,
+            self.rows,
+            ElemType::from(self.dtype),
+            self.largest,
+            true,
+            hardware.plane_size_max,
+        )
+    }
+}
+
+/// The candidates the autotuner chooses from on a device with `hardware`, in a fixed order.
+pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
+    let plane = hardware.plane_size_max.max(1);
+    let cubes: Vec<u32> = [256u32, 512, 1024]
+        .into_iter()
+        .filter(|units| units % plane == 0 && *units <= hardware.max_units_per_cube)
+        .collect();
+    let mut list = Vec::new();
+    for &units in &cubes {
+        for vectors in [2u32, 4, 8] {
+            list.push(Candidate {
+                name: format!("streaming-u{units}-v{vectors}"),
+                strategy: Strategy::Streaming(StreamingParams {
+                    planes_per_cube: Some(units / plane),
+                    vectors_per_unit: Some(vectors),
+                }),
+            });
+        }
+    }
+    for &units in &cubes {
+        for tile_width in [None, Some(8192usize), Some(32768)] {
+            let tile = tile_width.map_or("auto".to_string(), |w| format!("{}k", w / 1024));
+            list.push(Candidate {
+                name: format!("two-stage-u{units}-t{tile}"),
+                strategy: Strategy::TwoStage(TwoStageParams {
+                    tile_width,
+                    planes_per_cube: Some(units / plane),
+                }),
+            });
+        }
+    }
+    list.push(Candidate {
+        name: "radix".into(),
+        strategy: Strategy::RadixSelect,
+    });
+    list
+}
+
+/// Whether `candidate` is worth timing for `key` on a device with `processors` processors:
+/// rules that only drop candidates which cannot win.
+fn plausible(strategy: Strategy, key: &TopKKey, plane: u32, processors: usize) -> bool {
+    let units = |planes: Option<u32>| planes.unwrap_or(1) as usize * plane as usize;
+    match strategy {
+        _ if key.k > STREAMING_MAX_K => strategy == Strategy::RadixSelect,
+        // Radix select is 5–10× slower than the candidate buffer wherever that fits.
+        Strategy::RadixSelect => false,
+        Strategy::Streaming(params) => {
+            let units = units(params.planes_per_cube);
+            let batch = params.vectors_per_unit.unwrap_or(4) as usize * 4;
+            // A cube or a batch larger than the row only adds idle units.
+            (units == 256 || key.len >= units * 8) && (batch == 8 || key.len >= units * batch * 2)
+        }
+        Strategy::TwoStage(params) => {
+            let units = units(params.planes_per_cube);
+            // Split rows only when the rows alone leave processors idle, and only into tiles
+            // that hold several batches and are smaller than the row.
+            key.rows * 2 <= processors
+                && key.len >= 16 * 1024
+                && params
+                    .tile_width
+                    .is_none_or(|w| w < key.len && w >= units * 16)
+        }
+        _ => false,
+    }
+}
+
+type TuneInput<R> = (CubeTensor<R>, usize, usize, bool, DType);
+
+/// A device's tuner, its tunable set and the candidates behind the set's indices.
+struct DeviceTuner<R: CubeRuntime> {
+    tuner: Tuner<TopKKey>,
+    set: TunableSet<TopKKey, TuneInput<R>, ()>,
+    candidates: Vec<Candidate>,
+}
+
+const TUNER_NAME: &str = "burn-topk-top-k";
+
+/// Candidate runs made by the tuner (the hot path runs winners directly, never through the
+/// set), and keys tuned, in this process.
+static CANDIDATE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static TUNINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many keys this process has tuned (timed candidates for), as opposed to found in the
+/// in-memory or disk cache.
+pub fn tuning_count() -> usize {
+    TUNINGS.load(Ordering::Relaxed)
+}
+
+/// Each device's [`DeviceTuner`], keyed by runtime and device id (the runtime is a type
+/// parameter, so the map holds them type-erased).
+type TunerMap = HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>;
+
+fn device_tuner<R: CubeRuntime>(
+    client: &cubecl::client::ComputeClient<R>,
+    device: &R::Device,
+) -> Arc<DeviceTuner<R>> {
+    static TUNERS: OnceLock<Mutex<TunerMap>> = OnceLock::new();
+    let id = CubeTuneId::new(client, device).to_string();
+    let mut tuners = TUNERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let entry = tuners
+        .entry((TypeId::of::<R>(), id.clone()))
+        .or_insert_with(|| {
+            let hardware = client.properties().hardware.clone();
+            Arc::new(Arc::new(new_device_tuner::<R>(&hardware, &id)))
+        });
+    entry
+        .downcast_ref::<Arc<DeviceTuner<R>>>()
+        .expect("one tuner type per runtime")
+        .clone()
+}
+
+fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> DeviceTuner<R> {
+    let candidates = candidates(hardware);
+    let plane = hardware.plane_size_max.max(1);
+    let processors = launch::processors(hardware);
+    let timed = TuneGroup::<TopKKey>::new("plausible", |_| 1);
+    let fallback = TuneGroup::<TopKKey>::new("radix select", |_| 0);
+    let mut set = TunableSet::new(key::<R>, CloneInputGenerator);
+    for candidate in &candidates {
+        let strategy = candidate.strategy;
+        let mut tunable = Tunable::new(
+            &candidate.name,
+            move |(tensor, k, dim, largest, index_dtype): TuneInput<R>| {
+                CANDIDATE_RUNS.fetch_add(1, Ordering::Relaxed);
+                run(tensor, k, dim, strategy, largest, index_dtype)
+                    .map(|_| ())
+                    .map_err(|err| err.to_string())
+            },
+        )
+        .group(&timed, move |key| {
+            if plausible(strategy, key, plane, processors) {
+                1
+            } else {
+                -1
+            }
+        });
+        if strategy == Strategy::RadixSelect {
+            tunable = tunable.group(&fallback, |_| 1);
+        }
+        set = set.with(tunable);
+    }
+    DeviceTuner {
+        tuner: Tuner::new(TUNER_NAME, id),
+        set,
+        candidates,
+    }
+}
+
+fn key<R: CubeRuntime>((tensor, k, dim, largest, _index_dtype): &TuneInput<R>) -> TopKKey {
+    let shape = tensor.shape();
+    let len = shape[*dim];
+    TopKKey::new(
+        *k,
+        len,
+        shape.num_elements() / len.max(1),
+        ElemType::from(tensor.dtype),
+        *largest,
+        tensor.meta.strides()[*dim] == 1,
+        tensor.client.properties().hardware.plane_size_max,
+    )
+}
+
+/// Runs `strategy` exactly as given: an error if it does not fit (never a silent substitute,
+/// which would be timed under the wrong name).
+fn run<R: CubeRuntime>(
+    tensor: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    strategy: Strategy,
+    largest: bool,
+    index_dtype: DType,
+) -> Result<(CubeTensor<R>, CubeTensor<R>), TopKError> {
+    let (layout, plan) = launch::check_and_plan(
+        &tensor.client.properties().hardware,
+        tensor.dtype,
+        || true,
+        &tensor.shape(),
+        tensor.handle.size() as usize / tensor.dtype.size(),
+        k,
+        dim,
+        strategy,
+    )?;
+    let matches = matches!(
+        (strategy, plan),
+        (Strategy::Streaming(_), Plan::Streaming(_))
+            | (Strategy::TwoStage(_), Plan::TwoStage(_))
+            | (Strategy::RadixSelect, Plan::RadixSelect)
+            | (Strategy::Heuristic, _)
+    );
+    if !matches || matches!(plan, Plan::BurnBuiltin | Plan::Autotune) {
+        return Err(TopKError::InvalidParams {
+            reason: format!("{strategy:?} does not fit k = {k} on this device"),
+        });
+    }
+    Ok(launch::top_k(
+        tensor,
+        k,
+        dim,
+        layout,
+        plan,
+        largest,
+        index_dtype,
+    ))
+}
+
+/// The autotuned top-k: the cached winner for the input's key, tuning first on a miss.
+pub(crate) fn top_k<R: CubeRuntime>(
+    tensor: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    largest: bool,
+    index_dtype: DType,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let device = device_tuner(&tensor.client, &tensor.device);
+    let inputs: TuneInput<R> = (tensor.clone(), k, dim, largest, index_dtype);
+    let key = device.set.generate_key(&inputs);
+    let index = match device.tuner.fastest(&key) {
+        TuneCacheResult::Hit { fastest_index } => Some(fastest_index),
+        _ => {
+            let start = Instant::now();
+            let runs = CANDIDATE_RUNS.load(Ordering::Relaxed);
+            let result = device.tuner.check_tune(
+                &key,
+                &inputs,
+                &device.set,
+                || device.set.compute_checksum(),
+                &tensor.client,
+            );
+            match result {
+                TuneCacheResult::Hit { fastest_index } => {
+                    let name = device
+                        .candidates
+                        .get(fastest_index)
+                        .map_or("?", |c| c.name.as_str());
+                    if CANDIDATE_RUNS.load(Ordering::Relaxed) != runs {
+                        TUNINGS.fetch_add(1, Ordering::Relaxed);
+                        log::info!(
+                            "burn-topk autotune: {key}: {name} won, tuned in {:.0} ms",
+                            start.elapsed().as_secs_f64() * 1e3
+                        );
+                    } else {
+                        log::info!("burn-topk autotune: {key}: {name}, from the disk cache");
+                    }
+                    Some(fastest_index)
+                }
+                // Another thread is tuning this key: don't wait for it.
+                _ => None,
+            }
+        }
+    };
+    if let Some(candidate) = index.and_then(|i| device.candidates.get(i)) {
+        match run(
+            tensor.clone(),
+            k,
+            dim,
+            candidate.strategy,
+            largest,
+            index_dtype,
+        ) {
+            Ok(outputs) => return outputs,
+            Err(err) => log::warn!(
+                "burn-topk autotune: the cached winner {} cannot run for {key} ({err}); \
+                 using the heuristic",
+                candidate.name
+            ),
+        }
+    } else if let Some(i) = index {
+        log::warn!(
+            "burn-topk autotune: cached winner #{i} for {key} is not a candidate; using the heuristic"
+        );
+    }
+    run(tensor, k, dim, Strategy::Heuristic, largest, index_dtype)
+        .expect("the heuristic fits every input that passed the checks")
+}
+
+/// The candidate the autotuner picked for `shape` on `device`, if a call in this process has
+/// tuned that key or read it from the disk cache.
+pub fn tuned_choice<R: CubeRuntime>(
+    client: &cubecl::client::ComputeClient<R>,
+    device: &R::Device,
+    shape: &TuneShape,
+) -> Option<Candidate> {
+    let tuner = device_tuner(client, device);
+    match tuner
+        .tuner
+        .fastest(&shape.key(&client.properties().hardware))
+    {
+        TuneCacheResult::Hit { fastest_index } => tuner.candidates.get(fastest_index).cloned(),
+        _ => None,
+    }
+}
+
+/// Tunes [`Strategy::Auto`] for each of `shapes` now, so the first real call with the same key
+/// does not stall (keys already in the cache cost one call). Runs one top-k per shape on random
+/// rows; backends without autotune (the host fallback) just compute it.
+pub fn tune_ahead<B: TopKBackend>(
+    device: &B::Device,
+    shapes: &[TuneShape],
+) -> Result<(), TopKError> {
+    for shape in shapes {
+        let rows = Tensor::<B, 2>::random(
+            [shape.rows, shape.len],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        )
+        .cast(shape.dtype);
+        let options = TopKOptions {
+            largest: shape.largest,
+            strategy: Strategy::Auto,
+        };
+        let (values, _) = rows.try_top_k_with(shape.k, 1, options)?;
+        let _ = values.into_data();
+    }
+    Ok(())
+}
+
+/// Where CubeCL keeps the autotune cache (this crate's results are in a file named after
+/// `burn-topk-top-k` under a directory per device). Delete it to tune again.
+pub fn cache_dir() -> PathBuf {
+    use cubecl::config::RuntimeConfig;
+    cubecl::config::CubeClRuntimeConfig::get()
+        .autotune
+        .cache
+        .root()
+        .join("autotune")
+}
