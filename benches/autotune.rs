@@ -6,8 +6,9 @@
 //!
 //! - tune ms: the wall time of the first `Auto` call with a new key (tuning, including the
 //!   compilation of kernels no earlier shape needed);
-//! - every candidate's median device time over 30 runs after 3 warm-up runs, on the same input
-//!   (the tuner's own method, with more runs), `-` where the candidate does not fit;
+//! - every candidate's median device time over 15 samples after 3 warm-up runs, on the same
+//!   input, each sample [`runs_per_sample`](burn_topk::autotune::runs_per_sample) back-to-back
+//!   runs (the tuner's own method, with more samples), `-` where the candidate does not fit;
 //! - the pick, its time, the best candidate and the pick's distance from it.
 //!
 //! The crate's autotune cache file is deleted first (so every key is tuned here) unless
@@ -30,7 +31,7 @@ type B = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
 
 type Device = <Rt as Runtime>::Device;
 
-const RUNS: usize = 30;
+const SAMPLES: usize = 15;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -45,14 +46,22 @@ fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> 
     for _ in 0..2 {
         let _ = input.clone().top_k_with(k, 1, options);
     }
-    let mut samples = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
+    let runs = autotune::runs_per_sample(input.shape().num_elements() * input.dtype().size());
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
         let input = input.clone();
         let (_, duration) = client
-            .profile(move || input.top_k_with(k, 1, options), "autotune bench")
+            .profile(
+                move || {
+                    for _ in 0..runs {
+                        let _ = input.clone().top_k_with(k, 1, options);
+                    }
+                },
+                "autotune bench",
+            )
             .expect("profiling");
         let ticks = cubecl::future::block_on(duration.resolve());
-        samples.push(ticks.duration().as_secs_f64() * 1e6);
+        samples.push(ticks.duration().as_secs_f64() * 1e6 / runs as f64);
     }
     Some(median(samples))
 }

@@ -1,10 +1,11 @@
 //! [`Strategy::Auto`](crate::Strategy::Auto): CubeCL's autotuner picks the fastest strategy and
 //! its parameters per input key, on the device that runs the call.
 //!
-//! - **Candidates** ([`candidates`]): streaming with cubes of 256, 512 and 1024 units (multiples of
-//!   the device's plane size, up to its limit) and 2, 4 or 8 vector loads per unit in flight;
-//!   two-stage with the same cube sizes and tiles of the crate's choice, 8 Ki or 32 Ki elements;
-//!   radix select. A candidate that does not fit the device for a key (shared memory, units per
+//! - **Candidates** ([`candidates`]): streaming with the two largest cubes of 256, 512 and 1024
+//!   units the device takes (multiples of its plane size; CubeCL 0.10 gives no control over the
+//!   plane size itself) and 2 or 4 vector loads per unit in flight (vectors are as wide as the
+//!   row's alignment allows: narrower ones only issue more loads for the same bytes); two-stage
+//!   with the same cubes and tiles of the crate's choice or of 32 Ki elements; radix select. A candidate that does not fit the device for a key (shared memory, units per
 //!   cube, k above the buffer limit) reports an error before launching and is skipped.
 //! - **Pruning**: cheap rules drop candidates that cannot win for a key before anything is timed
 //!   (two-stage when the rows alone fill the device, cubes or batches larger than the row, all but
@@ -20,9 +21,12 @@
 //!   it); [`cache_dir`] gives the directory. Delete it to tune again. Unreadable lines are skipped
 //!   with a warning, and results from another candidate list are ignored (CubeCL checks a checksum
 //!   of the candidates' names).
-//! - **Cost**: the first call with a new key times every remaining candidate (3 warm-up runs and
-//!   10 timed runs each, on the call's own input) and compiles the kernels it has not seen; it is
-//!   logged at `info` level with the winner. [`tune_ahead`] pays that cost up front.
+//! - **Cost**: the first call with a new key times every remaining candidate on the call's own
+//!   input (CubeCL's 3 warm-up and 10 timed samples, each of [`runs_per_sample`] back-to-back
+//!   runs so that jitter averages out), tens of milliseconds on the H100, plus the NVRTC
+//!   compilation of kernels no earlier call needed (most of a second each: the first key of each
+//!   dtype and k range pays it); it is logged at `info` level with the winner. [`tune_ahead`]
+//!   pays that cost up front.
 
 use crate::backend::TopKBackend;
 use crate::error::TopKError;
@@ -118,16 +122,21 @@ impl TuneShape {
     }
 }
 
-/// The candidates the autotuner chooses from on a device with `hardware`, in a fixed order.
+/// The candidates the autotuner chooses from on a device with `hardware`, in a fixed order:
+/// the two largest of 256, 512 and 1024 units per cube that the device takes (cube sizes are
+/// multiples of its plane size; smaller cubes never won on the H100 grid), streaming with 2 or
+/// 4 vector loads per unit in flight, two-stage with the crate's tile width or 32 Ki-element
+/// tiles, and radix select.
 pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
     let plane = hardware.plane_size_max.max(1);
-    let cubes: Vec<u32> = [256u32, 512, 1024]
+    let mut cubes: Vec<u32> = [256u32, 512, 1024]
         .into_iter()
         .filter(|units| units % plane == 0 && *units <= hardware.max_units_per_cube)
         .collect();
+    cubes.drain(..cubes.len().saturating_sub(2));
     let mut list = Vec::new();
     for &units in &cubes {
-        for vectors in [2u32, 4, 8] {
+        for vectors in [2u32, 4] {
             list.push(Candidate {
                 name: format!("streaming-u{units}-v{vectors}"),
                 strategy: Strategy::Streaming(StreamingParams {
@@ -138,7 +147,7 @@ pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
         }
     }
     for &units in &cubes {
-        for tile_width in [None, Some(8192usize), Some(32768)] {
+        for tile_width in [None, Some(32768usize)] {
             let tile = tile_width.map_or("auto".to_string(), |w| format!("{}k", w / 1024));
             list.push(Candidate {
                 name: format!("two-stage-u{units}-t{tile}"),
@@ -154,6 +163,13 @@ pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
         strategy: Strategy::RadixSelect,
     });
     list
+}
+
+/// Top-k runs per timed sample: enough back-to-back runs of a small input that launch jitter
+/// and clock changes average out (one run of a 128 KiB row takes tens of µs), one for inputs of
+/// 16 MiB or more.
+pub fn runs_per_sample(bytes: usize) -> usize {
+    ((16usize << 20) / bytes.max(1)).clamp(1, 8)
 }
 
 /// Whether `candidate` is worth timing for `key` on a device with `processors` processors:
@@ -245,9 +261,12 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
             &candidate.name,
             move |(tensor, k, dim, largest, index_dtype): TuneInput<R>| {
                 CANDIDATE_RUNS.fetch_add(1, Ordering::Relaxed);
-                run(tensor, k, dim, strategy, largest, index_dtype)
-                    .map(|_| ())
-                    .map_err(|err| err.to_string())
+                let bytes = tensor.shape().num_elements() * tensor.dtype.size();
+                for _ in 0..runs_per_sample(bytes) {
+                    run(tensor.clone(), k, dim, strategy, largest, index_dtype)
+                        .map_err(|err| err.to_string())?;
+                }
+                Ok::<(), String>(())
             },
         )
         .group(&timed, move |key| {
