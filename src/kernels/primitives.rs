@@ -62,15 +62,27 @@ pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, 
         scratch[PLANE_POS as usize] = inclusive;
     }
     sync_cube();
-    // At most 128 plane totals (1024 units, plane size 8): one unit scans them.
-    if UNIT_POS == 0 {
-        let mut running = 0u32;
-        for plane in 0usize..plane_count {
+    // The first plane scans the plane totals, each lane a contiguous run of them (one total per
+    // lane on NVIDIA and AMD, 16 per lane at 1024 units with planes of 8): no unit walks them all.
+    if PLANE_POS == 0 {
+        let lanes = PLANE_DIM as usize;
+        let per_lane = (plane_count + lanes - 1usize) / lanes;
+        let lo = min(UNIT_POS_PLANE as usize * per_lane, plane_count);
+        let hi = min(lo + per_lane, plane_count);
+        let mut sum = 0u32;
+        for plane in lo..hi {
+            sum += scratch[plane];
+        }
+        let lane_inclusive = plane_inclusive_sum(sum);
+        let mut running = lane_inclusive - sum;
+        for plane in lo..hi {
             let total = scratch[plane];
             scratch[plane] = running;
             running += total;
         }
-        scratch[plane_count] = running;
+        if UNIT_POS_PLANE == PLANE_DIM - 1 {
+            scratch[plane_count] = lane_inclusive;
+        }
     }
     sync_cube();
     let prefix = scratch[PLANE_POS as usize] + inclusive - value;
