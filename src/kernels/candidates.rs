@@ -35,7 +35,9 @@ const ABOVE: usize = 3;
 const IN_BIN: usize = 4;
 /// The last offer round in which some entry found the buffer full (rounds count from 1).
 const OVERFLOW_ROUND: usize = 5;
-const STATE_WORDS: usize = 6;
+/// The entries a compaction starts from, read once from the atomic counter.
+const ENTRIES: usize = 6;
+const STATE_WORDS: usize = 7;
 /// Rank sort (each entry counts the entries that beat it) instead of the bitonic network when
 /// `len² ≤ units × RANK_SORT_WORK`: one barrier instead of log² len.
 const RANK_SORT_WORK: usize = 256;
@@ -247,7 +249,13 @@ impl Candidates {
     pub fn compact(&mut self, k: u32, target: u32) -> u32 {
         let unit = linear_unit();
         let units = self.units;
-        let n = min(self.count[0usize].load(), self.capacity as u32);
+        // One unit reads the counter: an atomic load is an atomic add on CUDA, and a thousand
+        // of them on one word serialise.
+        if UNIT_POS == 0 {
+            self.state[ENTRIES] = min(self.count[0usize].load(), self.capacity as u32);
+        }
+        sync_cube();
+        let n = self.state[ENTRIES];
         let len = n as usize;
 
         // The k-th key, 8 bits at a time from the top, only until few enough entries survive.
@@ -354,7 +362,7 @@ impl Candidates {
         let units = self.units;
         let len = max(len as usize, 1usize);
         let parts = max(units / len, 1usize);
-        let chunk = (len + parts - 1usize) / parts;
+        let chunk = (len - 1usize) / parts + 1usize;
         let mut t = unit;
         while t < len * parts {
             let i = t % len;
@@ -449,47 +457,44 @@ impl Candidates {
     }
 
     /// After a histogram pass: the digit of the bin, counted from the top, that holds the
-    /// `remaining`-th entry, the entries in the bins above it, and the entries in it. The first
-    /// plane reads the bins (each lane a run of them, then a plane scan), clears them for the next
-    /// pass and publishes the answer: one barrier.
+    /// `remaining`-th entry, the entries in the bins above it, and the entries in it. A unit per
+    /// bin sums (and clears, for the next pass) its copies into plain shared memory; then the
+    /// first plane scans the 256 counts (each lane a run of them) and publishes the answer. Two
+    /// barriers, and no unit issues more than 16 atomics (each is a read-modify-write on CUDA).
     fn find_digit(&mut self, remaining: u32) -> (u32, u32, u32) {
+        let unit = linear_unit();
+        if unit < BINS {
+            // Rank `unit` from the top is bin `BINS - 1 - unit`.
+            let bin = BINS - 1usize - unit;
+            let mut count = 0u32;
+            #[unroll]
+            for copy in 0..COPIES {
+                count += self.histogram[bin * COPIES + copy].load();
+                self.histogram[bin * COPIES + copy].store(0u32);
+            }
+            self.scan[unit] = count;
+        }
+        sync_cube();
         if PLANE_POS == 0 {
             let lanes = PLANE_DIM as usize;
-            let per_lane = (BINS + lanes - 1usize) / lanes;
-            // Lane l takes the bins ranked l × per_lane onwards from the top.
+            let per_lane = (BINS - 1usize) / lanes + 1usize;
             let lo = min(UNIT_POS_PLANE as usize * per_lane, BINS);
             let hi = min(lo + per_lane, BINS);
             let mut sum = 0u32;
             for rank in lo..hi {
-                let bin = BINS - 1usize - rank;
-                #[unroll]
-                for copy in 0..COPIES {
-                    sum += self.histogram[bin * COPIES + copy].load();
-                }
+                sum += self.scan[rank];
             }
             let inclusive = plane_inclusive_sum(sum);
             let mut above = inclusive - sum;
             if above < remaining && remaining <= inclusive {
                 for rank in lo..hi {
-                    let bin = BINS - 1usize - rank;
-                    let mut count = 0u32;
-                    #[unroll]
-                    for copy in 0..COPIES {
-                        count += self.histogram[bin * COPIES + copy].load();
-                    }
+                    let count = self.scan[rank];
                     if above < remaining && remaining <= above + count {
-                        self.state[DIGIT] = bin as u32;
+                        self.state[DIGIT] = (BINS - 1usize - rank) as u32;
                         self.state[ABOVE] = above;
                         self.state[IN_BIN] = count;
                     }
                     above += count;
-                }
-            }
-            for rank in lo..hi {
-                let bin = BINS - 1usize - rank;
-                #[unroll]
-                for copy in 0..COPIES {
-                    self.histogram[bin * COPIES + copy].store(0u32);
                 }
             }
         }

@@ -66,7 +66,7 @@ pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, 
     // lane on NVIDIA and AMD, 16 per lane at 1024 units with planes of 8): no unit walks them all.
     if PLANE_POS == 0 {
         let lanes = PLANE_DIM as usize;
-        let per_lane = (plane_count + lanes - 1usize) / lanes;
+        let per_lane = (plane_count - 1usize) / lanes + 1usize;
         let lo = min(UNIT_POS_PLANE as usize * per_lane, plane_count);
         let hi = min(lo + per_lane, plane_count);
         let mut sum = 0u32;

@@ -17,7 +17,7 @@ use cubecl::prelude::*;
 /// in flight per unit. With `prime_per_unit > 0` the first batch primes the threshold
 /// ([`Candidates::prime`]) with each unit's best `prime_per_unit` entries.
 #[cube]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn offer_range<F: Float, N: Size>(
     candidates: &mut Candidates,
     input: &Tensor<Vector<F, N>>,

@@ -76,7 +76,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
 /// Stage 2: the sorted top-k of each row from its tiles' candidates (`candidates_per_row`
 /// consecutive entries per row). One cube per row.
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     input: &Tensor<Vector<F, N>>,
     candidate_keys: &Tensor<u32>,
