@@ -41,6 +41,9 @@ const STATE_WORDS: usize = 7;
 /// Rank sort (each entry counts the entries that beat it) instead of the bitonic network when
 /// `len² ≤ units × RANK_SORT_WORK`: one barrier instead of log² len.
 const RANK_SORT_WORK: usize = 256;
+/// A row's buffer of `n` entries is ranked whole, with no final compaction, when
+/// `n² ≤ units × RANK_SELECT_WORK` (at most 64 compares per unit).
+const RANK_SELECT_WORK: usize = 64;
 
 /// The index of a padding entry: it loses to every real entry (indices stay below `u32::MAX`).
 pub const PADDING_INDEX: u32 = u32::MAX;
@@ -347,6 +350,22 @@ impl Candidates {
         total
     }
 
+    /// The entries in the buffer, read once from the counter (one barrier). No entry may be
+    /// offered between this and a compaction, which reads the same value again.
+    pub fn entries(&mut self) -> u32 {
+        if UNIT_POS == 0 {
+            self.state[ENTRIES] = min(self.count[0usize].load(), self.capacity as u32);
+        }
+        sync_cube();
+        self.state[ENTRIES]
+    }
+
+    /// Whether ranking all `n` entries of the buffer is cheaper than compacting it first.
+    pub fn ranks_fit_whole(&self, n: u32) -> bool {
+        let n = n as usize;
+        n * n <= self.units * RANK_SELECT_WORK && n <= BINS * COPIES
+    }
+
     /// Whether [`Candidates::rank`] (rather than [`Candidates::sort`]) should order `len` entries.
     pub fn ranks_fit(&self, len: u32) -> bool {
         let len = len as usize;
@@ -505,7 +524,9 @@ impl Candidates {
 
 /// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
 /// into the contiguous outputs (consecutive results `inner` apart), values read again from the
-/// input so they keep their exact bits.
+/// input so they keep their exact bits. A small buffer (the usual case once the threshold is
+/// primed) is ranked whole instead, with no compaction: the entries ranked below k are the top-k
+/// (the buffer holds every entry at or above the threshold, so at least k).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k<F: Float, I: Int, N: Size>(
@@ -520,25 +541,33 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     inner: usize,
     #[comptime] units: usize,
 ) {
-    let len = candidates.compact(k, k) as usize;
+    let entries = candidates.entries();
+    let whole = candidates.ranks_fit_whole(entries) && entries >= k;
+    let mut len = entries as usize;
+    if !whole {
+        len = candidates.compact(k, k) as usize;
+    }
     let out_row = (row / inner) * (k as usize) * inner + row % inner;
     let width = input.vector_size();
-    let by_rank = candidates.ranks_fit(len as u32);
+    let by_rank = whole || candidates.ranks_fit(len as u32);
     if by_rank {
         candidates.rank(len as u32);
     } else {
         candidates.sort(len as u32);
     }
+    let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {
         let mut rank = j;
         if by_rank {
             rank = candidates.rank_of(j) as usize;
         }
-        let index = candidates.index(j) as usize;
-        let position = base + index * stride;
-        values[out_row + rank * inner] = input[position / width][position % width];
-        indices[out_row + rank * inner] = I::cast_from(index);
+        if rank < k_len {
+            let index = candidates.index(j) as usize;
+            let position = base + index * stride;
+            values[out_row + rank * inner] = input[position / width][position % width];
+            indices[out_row + rank * inner] = I::cast_from(index);
+        }
         j += units;
     }
 }
