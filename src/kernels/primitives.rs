@@ -26,6 +26,31 @@ pub fn order_key<F: Float>(value: F, #[comptime] largest: bool) -> u32 {
     key
 }
 
+/// The f32 that a threshold key stands for, for a float pre-filter: every value whose key is at
+/// least `key` compares `>=` it (`<=` for `largest = false`), so a value that fails the compare
+/// is rejected without computing its key. Returns `(value, usable)`: `usable` is false when the
+/// value is a NaN (the NaN key, or the bottom key that accepts everything), and then no value
+/// may be rejected by the compare. Flushing denormals to zero only turns strict inequalities
+/// into equalities, which the pre-filter lets through, so it stays safe under fast math.
+#[cube]
+pub fn key_value(key: u32, #[comptime] largest: bool) -> (f32, bool) {
+    let mut key = key;
+    if !largest {
+        key = !key;
+    }
+    let bits = select((key & 0x8000_0000u32) != 0u32, key & 0x7FFF_FFFFu32, !key);
+    (
+        f32::reinterpret(bits),
+        (bits & 0x7FFF_FFFFu32) <= 0x7F80_0000u32,
+    )
+}
+
+/// Whether `value` is a NaN, tested on its bits (a fast-math compiler may fold `x != x`).
+#[cube]
+pub fn is_nan_f32(value: f32) -> bool {
+    (u32::reinterpret(value) & 0x7FFF_FFFFu32) > 0x7F80_0000u32
+}
+
 /// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
 /// other dimensions. Honours any strides (transposed views, non-last `dim`).
 #[cube]

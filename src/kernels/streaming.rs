@@ -6,7 +6,7 @@
 //! written sorted. One launch per call, any k that fits the buffer in shared memory.
 
 use crate::kernels::candidates::{Candidates, write_top_k};
-use crate::kernels::primitives::{linear_unit, order_key, row_offset};
+use crate::kernels::primitives::{is_nan_f32, key_value, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
 /// Offers the elements `start..end` of a row (at `base`, `stride` apart) to `candidates`, in
@@ -43,7 +43,9 @@ pub fn offer_range<F: Float, N: Size>(
             vectors[v] = input[(base + first * stride) / width];
         }
     }
-    let mut keys = Array::<u32>::new(batch);
+    // The current batch as f32 (exact for f16 and bf16): most entries are rejected by one float
+    // compare against the threshold's value, and only the others get an order key.
+    let mut floats = Array::<f32>::new(batch);
     let mut round = 1u32;
     let mut batch_start = start;
     while batch_start < end {
@@ -56,7 +58,7 @@ pub fn offer_range<F: Float, N: Size>(
                 #[unroll]
                 for lane in 0..width {
                     let j = v * width + lane;
-                    keys[j] = order_key::<F>(vector[lane], largest);
+                    floats[j] = f32::cast_from(vector[lane]);
                     valid |= 1u32 << (j as u32);
                 }
             }
@@ -72,12 +74,14 @@ pub fn offer_range<F: Float, N: Size>(
         }
         if comptime!(prime_per_unit > 0) {
             if batch_start == start {
+                let mut keys = Array::<u32>::new(batch);
                 let mut indices = Array::<u32>::new(batch);
                 #[unroll]
                 for v in 0..vectors_per_unit {
                     #[unroll]
                     for lane in 0..width {
                         let j = v * width + lane;
+                        keys[j] = order_key::<f32>(floats[j], largest);
                         indices[j] = (batch_start + (v * units + unit) * width + lane) as u32;
                     }
                 }
@@ -85,33 +89,41 @@ pub fn offer_range<F: Float, N: Size>(
                 valid &= !taken;
             }
         }
-        // Offer the batch: a compare per entry, an append for the few that beat the threshold,
-        // one barrier per round; a full buffer is compacted and the rest offered again.
+        // Offer the batch: a float compare per entry, a key and an exact compare for the few
+        // that pass, an append for those that beat the threshold, one barrier per round; a full
+        // buffer is compacted and the rest offered again.
         let mut pending = valid;
         loop {
             let (lo_key, lo_index) = candidates.threshold();
+            let (lo_value, filter) = key_value(lo_key, largest);
             let mut overflowed = false;
+            let mut left = 0u32;
             #[unroll]
             for v in 0..vectors_per_unit {
                 #[unroll]
                 for lane in 0..width {
                     let j = v * width + lane;
                     let bit = 1u32 << (j as u32);
-                    if (pending & bit) != 0u32 {
-                        let key = keys[j];
+                    let value = floats[j];
+                    let mut maybe = !filter;
+                    if comptime!(largest) {
+                        maybe = maybe || value >= lo_value || is_nan_f32(value);
+                    } else {
+                        maybe = maybe || value <= lo_value;
+                    }
+                    if (pending & bit) != 0u32 && maybe {
+                        let key = order_key::<f32>(value, largest);
                         let index = (batch_start + (v * units + unit) * width + lane) as u32;
                         if key > lo_key || (key == lo_key && index < lo_index) {
-                            if candidates.push(key, index) {
-                                pending &= !bit;
-                            } else {
+                            if !candidates.push(key, index) {
+                                left |= bit;
                                 overflowed = true;
                             }
-                        } else {
-                            pending &= !bit;
                         }
                     }
                 }
             }
+            pending = left;
             let full = candidates.settle(overflowed, round);
             round += 1u32;
             if !full {
