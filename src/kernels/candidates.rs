@@ -460,6 +460,11 @@ impl Candidates {
         }
     }
 
+    /// Whether `n` entries fit the buffer at once: then priming would only cost a compaction.
+    pub fn holds(&self, n: usize) -> bool {
+        n <= self.capacity
+    }
+
     /// Half the capacity: the target of a compaction that makes room.
     pub fn half(&self) -> u32 {
         (self.capacity / 2usize) as u32

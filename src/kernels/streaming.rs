@@ -15,7 +15,8 @@ use cubecl::prelude::*;
 ///
 /// The loads of the next batch are issued before the current one is offered, so two batches are
 /// in flight per unit. With `prime_per_unit > 0` the first batch primes the threshold
-/// ([`Candidates::prime`]) with each unit's best `prime_per_unit` entries.
+/// ([`Candidates::prime`]) with each unit's best `prime_per_unit` entries, unless the whole range
+/// fits the buffer.
 #[cube]
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn offer_range<F: Float, N: Size>(
@@ -73,7 +74,7 @@ pub fn offer_range<F: Float, N: Size>(
             }
         }
         if comptime!(prime_per_unit > 0) {
-            if batch_start == start {
+            if batch_start == start && !candidates.holds(end - start) {
                 let mut keys = Array::<u32>::new(batch);
                 let mut indices = Array::<u32>::new(batch);
                 #[unroll]

@@ -122,9 +122,10 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                 }
             }
         }
-        // The first batch primes the threshold with each unit's best entries.
+        // The first batch primes the threshold with each unit's best entries, unless the row's
+        // candidates all fit the buffer.
         if comptime!(prime_per_unit > 0) {
-            if batch_start == 0usize {
+            if batch_start == 0usize && !candidates.holds(candidates_per_row) {
                 let taken = candidates.prime(
                     &keys,
                     &entry_indices,
