@@ -1,7 +1,10 @@
 //! Times every top-k strategy on a grid of shapes: device time and host wall time per call.
 //!
 //! `cargo bench --bench topk -- [--quick] [--strategies auto,streaming,two-stage,radix,burn]
-//! [--csv FILE]` on the runtime the features select (CUDA with `--features cuda`, else wgpu).
+//! [--shapes B:V:K,...] [--csv FILE]` on the runtime the features select (CUDA with
+//! `--features cuda`, else wgpu). `--shapes` replaces the grid with the listed f32 shapes. A
+//! strategy name may carry tuning after slashes: `streaming/p=16/v=8` (planes per cube, vectors
+//! per unit), `two-stage/w=8192/p=8` (tile width, planes per cube).
 //!
 //! - device time: the GPU time of `n` calls queued behind a ~1 ms busy kernel (so host launch
 //!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
@@ -11,6 +14,7 @@
 //! - GB/s counts the input bytes read once; % copy compares with a measured device copy.
 
 use burn::tensor::{DType, Distribution, Tensor};
+use burn_topk::options::{StreamingParams, TwoStageParams};
 use burn_topk::{Strategy, TopKExt, TopKOptions};
 use cubecl::Runtime;
 use std::time::{Duration, Instant};
@@ -29,34 +33,70 @@ type Device = <Rt as Runtime>::Device;
 struct Args {
     quick: bool,
     strategies: Vec<(String, Strategy)>,
+    shapes: Option<Vec<(usize, usize, usize)>>,
     csv: Option<String>,
+}
+
+/// A strategy name with optional `/key=value` tuning (see the module docs).
+fn parse_strategy(spec: &str) -> Strategy {
+    let mut parts = spec.split('/');
+    let strategy = Strategy::from_name(parts.next().unwrap()).expect("strategy name");
+    let mut values = std::collections::HashMap::new();
+    for part in parts {
+        let (key, value) = part.split_once('=').expect("tuning as key=value");
+        values.insert(key.to_string(), value.parse::<usize>().expect("a number"));
+    }
+    let get = |key: &str| values.get(key).copied();
+    match strategy {
+        Strategy::Streaming(_) => Strategy::Streaming(StreamingParams {
+            planes_per_cube: get("p").map(|p| p as u32),
+            vectors_per_unit: get("v").map(|v| v as u32),
+        }),
+        Strategy::TwoStage(_) => Strategy::TwoStage(TwoStageParams {
+            tile_width: get("w"),
+            planes_per_cube: get("p").map(|p| p as u32),
+        }),
+        other => other,
+    }
 }
 
 fn args() -> Args {
     let mut quick = false;
     let mut names = "auto,streaming,two-stage,radix".to_string();
     let mut csv = None;
+    let mut shapes = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--strategies" => names = it.next().expect("--strategies LIST"),
             "--csv" => csv = it.next(),
+            "--shapes" => {
+                let list = it.next().expect("--shapes B:V:K,...");
+                shapes = Some(
+                    list.split(',')
+                        .map(|shape| {
+                            let n: Vec<usize> = shape
+                                .split(':')
+                                .map(|x| x.parse().expect("B:V:K numbers"))
+                                .collect();
+                            assert_eq!(n.len(), 3, "a shape is B:V:K");
+                            (n[0], n[1], n[2])
+                        })
+                        .collect(),
+                )
+            }
             _ => {} // `cargo bench` passes `--bench`
         }
     }
     let strategies = names
         .split(',')
-        .map(|n| {
-            (
-                n.to_string(),
-                Strategy::from_name(n).expect("strategy name"),
-            )
-        })
+        .map(|n| (n.to_string(), parse_strategy(n)))
         .collect();
     Args {
         quick,
         strategies,
+        shapes,
         csv,
     }
 }
@@ -107,15 +147,40 @@ fn main() {
         (4 * busy_len) >> 20
     );
 
-    let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) = if args.quick {
-        (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
-    } else {
-        (
-            &[1, 8, 64, 256],
-            &[32 << 10, 128 << 10, 256 << 10, 1 << 20],
-            &[1, 50, 256, 1024, 4096],
-            &[DType::F32, DType::BF16],
-        )
+    // (dtype, batch, vocab, ks) groups: the grid, or the listed shapes.
+    let groups: Vec<(DType, usize, usize, Vec<usize>)> = match &args.shapes {
+        Some(shapes) => {
+            let mut groups: Vec<(DType, usize, usize, Vec<usize>)> = Vec::new();
+            for &(batch, vocab, k) in shapes {
+                match groups.iter_mut().find(|g| g.1 == batch && g.2 == vocab) {
+                    Some(group) => group.3.push(k),
+                    None => groups.push((DType::F32, batch, vocab, vec![k])),
+                }
+            }
+            groups
+        }
+        None => {
+            let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) =
+                if args.quick {
+                    (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
+                } else {
+                    (
+                        &[1, 8, 64, 256],
+                        &[32 << 10, 128 << 10, 256 << 10, 1 << 20],
+                        &[1, 50, 256, 1024, 4096],
+                        &[DType::F32, DType::BF16],
+                    )
+                };
+            let mut groups = Vec::new();
+            for &dtype in dtypes {
+                for &batch in batches {
+                    for &vocab in vocabs {
+                        groups.push((dtype, batch, vocab, ks.to_vec()));
+                    }
+                }
+            }
+            groups
+        }
     };
     let mut csv =
         String::from("dtype,batch,vocab,k,strategy,device_us,wall_us,host_us,gb_per_s,pct_copy\n");
@@ -123,13 +188,13 @@ fn main() {
         "{:>5} {:>4} {:>8} {:>5} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
         "dtype", "b", "V", "k", "strategy", "device µs", "wall µs", "host µs", "GB/s", "% copy"
     );
-    for &dtype in dtypes {
+    for (dtype, batch, vocab, ks) in groups {
         if !<B as burn::tensor::backend::Backend>::supports_dtype(&device, dtype) {
             println!("{dtype:?}: not supported on this device, skipped");
             continue;
         }
-        for &batch in batches {
-            for &vocab in vocabs {
+        {
+            {
                 let bytes = batch * vocab * dtype.size();
                 let copies = (128usize << 20).div_ceil(bytes).clamp(1, 512);
                 let all = Tensor::<B, 2>::random(

@@ -601,3 +601,51 @@ fn reference_semantics() {
     let (_, i) = reference::top_k(&[f32::NAN, 2.0, 0.0, -0.0], &[4], 3, 0, false).unwrap();
     assert_eq!(i, vec![2, 3, 1]);
 }
+
+/// The candidate buffer's threshold priming and overflow paths: rows just around one batch of a
+/// cube (256 units × 16 elements, 1024 × 16), k around the cube's units and past them (each unit
+/// then primes with several entries), sorted rows (every batch beats the threshold, so the buffer
+/// overflows again and again), constant rows (every priming entry ties), tiles that start
+/// mid-batch, and the smallest direction.
+#[test]
+fn priming_and_overflow() {
+    let device = gpu_device();
+    let mut rng = rng("priming");
+    let two_stage_tiles = Strategy::TwoStage(TwoStageParams {
+        tile_width: Some(1000),
+        planes_per_cube: None,
+    });
+    let strategies = [
+        ("streaming", Strategy::streaming()),
+        ("two-stage", Strategy::two_stage()),
+        ("two-stage-1000", two_stage_tiles),
+    ];
+    for len in [4095usize, 4097, 16383, 16385, 40000] {
+        let ascending: Vec<f32> = (0..len).map(|i| i as f32).collect();
+        let descending: Vec<f32> = (0..len).map(|i| -(i as f32)).collect();
+        let random = random_values(&mut rng, len);
+        let ties = few_values(&mut rng, len);
+        let constant = vec![1.5f32; len];
+        for (data, values) in [
+            ("ascending", &ascending),
+            ("descending", &descending),
+            ("random", &random),
+            ("ties", &ties),
+            ("constant", &constant),
+        ] {
+            for k in [1usize, 255, 256, 257, 1000] {
+                for largest in [true, false] {
+                    for (name, strategy) in strategies {
+                        check_tensor(
+                            tensor::<Fused, 2>(values.clone(), [1, len], &device),
+                            k,
+                            1,
+                            TopKOptions { largest, strategy },
+                            &format!("{name}: {data} len={len} k={k} largest={largest}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -7,12 +7,18 @@
 //! order is total (indices are distinct), so the top-k is unique and a row gives the same answer
 //! whichever cube or batch computes it.
 //!
-//! Offering a batch appends the entries that beat the threshold. When the buffer overflows, it is
-//! compacted: a radix select over the buffer (8-bit digits, a shared-memory histogram per pass)
-//! narrows the k-th entry only until at most half the buffer survives, and the survivors' lower
-//! bound becomes the new threshold. The final compaction runs to the exact k-th entry, cutting
-//! ties by index. Entries that overflowed wait in their unit's registers and are offered again
-//! after the compaction, so nothing is lost and the capacity is independent of the batch size.
+//! Offering a batch appends the entries that beat the threshold, with one cube barrier per batch.
+//! When the buffer overflows, it is compacted: a radix select over the buffer (8-bit digits, a
+//! shared-memory histogram per pass, two barriers per pass) narrows the k-th entry only until at
+//! most half the buffer survives, and the survivors' lower bound becomes the new threshold. The
+//! final compaction runs to the exact k-th entry, cutting ties by index. Entries that overflowed
+//! wait in their unit's registers and are offered again after the compaction, so nothing is lost
+//! and the capacity is independent of the batch size.
+//!
+//! A fresh buffer accepts everything, so the first batch of a row would overflow it many times.
+//! [`Candidates::prime`] avoids that: each unit puts its best few entries of the first batch in
+//! the buffer, and a compaction of those sets the threshold (any k entries of the row bound its
+//! k-th best from below) before the rest of the batch is offered.
 
 use crate::kernels::primitives::{cube_exclusive_sum, linear_unit};
 use cubecl::prelude::*;
@@ -27,7 +33,17 @@ const LO_INDEX: usize = 1;
 const DIGIT: usize = 2;
 const ABOVE: usize = 3;
 const IN_BIN: usize = 4;
-const STATE_WORDS: usize = 5;
+/// The last offer round in which some entry found the buffer full (rounds count from 1).
+const OVERFLOW_ROUND: usize = 5;
+/// The entries a compaction starts from, read once from the atomic counter.
+const ENTRIES: usize = 6;
+const STATE_WORDS: usize = 7;
+/// Rank sort (each entry counts the entries that beat it) instead of the bitonic network when
+/// `len² ≤ units × RANK_SORT_WORK`: one barrier instead of log² len.
+const RANK_SORT_WORK: usize = 256;
+/// A row's buffer of `n` entries is ranked whole, with no final compaction, when
+/// `n² ≤ units × RANK_SELECT_WORK` (at most 64 compares per unit).
+const RANK_SELECT_WORK: usize = 64;
 
 /// The index of a padding entry: it loses to every real entry (indices stay below `u32::MAX`).
 pub const PADDING_INDEX: u32 = u32::MAX;
@@ -64,18 +80,26 @@ impl Candidates {
     pub fn new(#[comptime] capacity: usize, #[comptime] units: usize) -> Candidates {
         let mut state = SharedMemory::<u32>::new(STATE_WORDS);
         let count = SharedMemory::<Atomic<u32>>::new(1usize);
+        let histogram = SharedMemory::<Atomic<u32>>::new(BINS * COPIES);
         if UNIT_POS == 0 {
             // Accept everything until the first compaction.
             state[LO_KEY] = PADDING_KEY;
             state[LO_INDEX] = PADDING_INDEX;
+            state[OVERFLOW_ROUND] = 0u32;
             count[0usize].store(0u32);
+        }
+        // The histogram is zero between digit passes: the digit search clears what it read.
+        let mut word = linear_unit();
+        while word < BINS * COPIES {
+            histogram[word].store(0u32);
+            word += units;
         }
         sync_cube();
         Candidates {
             keys: SharedMemory::new(capacity),
             indices: SharedMemory::new(capacity),
             count,
-            histogram: SharedMemory::new(BINS * COPIES),
+            histogram,
             state,
             scan: SharedMemory::new(units + 1usize),
             capacity,
@@ -83,20 +107,117 @@ impl Candidates {
         }
     }
 
-    /// Offers this unit's `batch` entries, of which those whose bit is set in `valid` are real.
-    /// Returns when every entry that beats the threshold is in the buffer.
+    /// The running threshold `(key, index)`: an entry is kept if it beats or equals it.
+    pub fn threshold(&self) -> (u32, u32) {
+        (self.state[LO_KEY], self.state[LO_INDEX])
+    }
+
+    /// Appends one entry (that beats the threshold); `false` when the buffer is full, in which
+    /// case the caller keeps the entry and reports the overflow to [`Candidates::settle`].
+    pub fn push(&mut self, key: u32, index: u32) -> bool {
+        let slot = self.count[0usize].fetch_add(1u32) as usize;
+        let stored = slot < self.capacity;
+        if stored {
+            self.keys[slot] = key;
+            self.indices[slot] = index;
+        }
+        stored
+    }
+
+    /// Ends offer round `round` (a number above every earlier round's, the same in every unit):
+    /// one cube barrier, then whether any unit found the buffer full. The flag word holds the
+    /// round of the last overflow, so it never needs clearing: a unit that runs ahead into the
+    /// next round may overwrite it only with a later round, which a slower unit still reading
+    /// this round's answer does not mistake for this round.
+    pub fn settle(&mut self, overflowed: bool, round: u32) -> bool {
+        if overflowed {
+            self.state[OVERFLOW_ROUND] = round;
+        }
+        sync_cube();
+        self.state[OVERFLOW_ROUND] == round
+    }
+
+    /// Seeds the threshold of an empty buffer from this unit's first batch (`batch` entries, of
+    /// which those with a bit in `valid` are real): each unit puts its best `per_unit` entries in
+    /// the buffer (all of them when `per_unit ≥ batch`), and when those are at least k, a
+    /// compaction to about 2k sets the threshold, a lower bound of the row's k-th best entry.
+    /// Returns the bits of the entries taken: the caller offers only the others.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prime(
+        &mut self,
+        keys: &Array<u32>,
+        indices: &Array<u32>,
+        valid: u32,
+        k: u32,
+        #[comptime] per_unit: usize,
+        #[comptime] batch: usize,
+    ) -> u32 {
+        let mut taken = 0u32;
+        if comptime!(per_unit >= batch) {
+            taken = valid;
+        } else {
+            for _ in 0..per_unit {
+                let mut best_bit = 0u32;
+                let mut best_key = 0u32;
+                let mut best_index = 0u32;
+                #[unroll]
+                for j in 0..batch {
+                    let bit = 1u32 << (j as u32);
+                    if (valid & !taken & bit) != 0u32 {
+                        let key = keys[j];
+                        let index = indices[j];
+                        if best_bit == 0u32
+                            || key > best_key
+                            || (key == best_key && index < best_index)
+                        {
+                            best_bit = bit;
+                            best_key = key;
+                            best_index = index;
+                        }
+                    }
+                }
+                taken |= best_bit;
+            }
+        }
+        let (first, total) = cube_exclusive_sum(taken.count_ones(), &mut self.scan);
+        let mut slot = first as usize;
+        #[unroll]
+        for j in 0..batch {
+            if (taken & (1u32 << (j as u32))) != 0u32 {
+                self.keys[slot] = keys[j];
+                self.indices[slot] = indices[j];
+                slot += 1usize;
+            }
+        }
+        if UNIT_POS == 0 {
+            self.count[0usize].store(total);
+        }
+        sync_cube();
+        let target = max(k, min(2u32 * k, (self.capacity / 2usize) as u32));
+        if total >= k && total > target {
+            self.compact(k, target);
+        }
+        taken
+    }
+
+    /// Offers this unit's `batch` entries, of which those whose bit is set in `valid` are real,
+    /// as offer round `round` (see [`Candidates::settle`]). Returns when every entry that beats
+    /// the threshold is in the buffer, with the next round's number.
+    #[allow(clippy::too_many_arguments)]
     pub fn offer(
         &mut self,
         keys: &Array<u32>,
         indices: &Array<u32>,
         valid: u32,
         k: u32,
+        round: u32,
         #[comptime] batch: usize,
-    ) {
+    ) -> u32 {
         let mut pending = valid;
+        let mut round = round;
         loop {
-            let lo_key = self.state[LO_KEY];
-            let lo_index = self.state[LO_INDEX];
+            let (lo_key, lo_index) = self.threshold();
+            let mut overflowed = false;
             #[unroll]
             for j in 0..batch {
                 let bit = 1u32 << (j as u32);
@@ -104,34 +225,40 @@ impl Candidates {
                     let key = keys[j];
                     let index = indices[j];
                     if key > lo_key || (key == lo_key && index < lo_index) {
-                        let slot = self.count[0usize].fetch_add(1u32) as usize;
-                        if slot < self.capacity {
-                            self.keys[slot] = key;
-                            self.indices[slot] = index;
+                        if self.push(key, index) {
                             pending &= !bit;
+                        } else {
+                            overflowed = true;
                         }
                     } else {
                         pending &= !bit;
                     }
                 }
             }
-            sync_cube();
-            let appended = self.count[0usize].load() as usize;
-            sync_cube();
-            if appended <= self.capacity {
+            let full = self.settle(overflowed, round);
+            round += 1u32;
+            if !full {
                 break;
             }
             // Full: make room, then offer again what did not fit.
-            self.compact(k, (self.capacity / 2) as u32);
+            self.compact(k, self.half());
         }
+        round
     }
 
-    /// Shrinks the buffer to at most `target` (≥ k) entries, keeping the best k. With
+    /// Shrinks the buffer to at most `target` (≥ k) entries, keeping the best k, and raises the
+    /// threshold to the survivors' lower bound (left as it was when nothing needs cutting). With
     /// `target == k` it keeps exactly the best `min(k, entries)`, and returns how many.
     pub fn compact(&mut self, k: u32, target: u32) -> u32 {
         let unit = linear_unit();
         let units = self.units;
-        let n = min(self.count[0usize].load(), self.capacity as u32);
+        // One unit reads the counter: an atomic load is an atomic add on CUDA, and a thousand
+        // of them on one word serialise.
+        if UNIT_POS == 0 {
+            self.state[ENTRIES] = min(self.count[0usize].load(), self.capacity as u32);
+        }
+        sync_cube();
+        let n = self.state[ENTRIES];
         let len = n as usize;
 
         // The k-th key, 8 bits at a time from the top, only until few enough entries survive.
@@ -143,7 +270,6 @@ impl Candidates {
         let mut shift = 32u32;
         while shift > 0u32 && retained > target {
             shift -= 8u32;
-            self.clear_histogram();
             let mut j = unit;
             while j < len {
                 let key = self.keys[j];
@@ -171,7 +297,6 @@ impl Candidates {
             let mut index_shift = 32u32;
             while index_shift > 0u32 {
                 index_shift -= 8u32;
-                self.clear_histogram();
                 let mut j = unit;
                 while j < len {
                     let inverted = !self.indices[j];
@@ -216,11 +341,74 @@ impl Candidates {
         }
         if UNIT_POS == 0 {
             self.count[0usize].store(total);
-            self.state[LO_KEY] = prefix;
-            self.state[LO_INDEX] = lo_index;
+            if n > target {
+                self.state[LO_KEY] = prefix;
+                self.state[LO_INDEX] = lo_index;
+            }
         }
         sync_cube();
         total
+    }
+
+    /// The entries in the buffer, read once from the counter (one barrier). No entry may be
+    /// offered between this and a compaction, which reads the same value again.
+    pub fn entries(&mut self) -> u32 {
+        if UNIT_POS == 0 {
+            self.state[ENTRIES] = min(self.count[0usize].load(), self.capacity as u32);
+        }
+        sync_cube();
+        self.state[ENTRIES]
+    }
+
+    /// Whether ranking all `n` entries of the buffer is cheaper than compacting it first.
+    pub fn ranks_fit_whole(&self, n: u32) -> bool {
+        let n = n as usize;
+        n * n <= self.units * RANK_SELECT_WORK && n <= BINS * COPIES
+    }
+
+    /// Whether [`Candidates::rank`] (rather than [`Candidates::sort`]) should order `len` entries.
+    pub fn ranks_fit(&self, len: u32) -> bool {
+        let len = len as usize;
+        len * len <= self.units * RANK_SORT_WORK && len <= BINS * COPIES
+    }
+
+    /// The rank of each of the first `len` entries (`len` ≤ `BINS × COPIES`), best first, for
+    /// [`Candidates::rank_of`]: each entry counts the entries that beat it, split over the units.
+    /// The order is total, so the ranks are a permutation. Uses the histogram's words: call it
+    /// last.
+    pub fn rank(&mut self, len: u32) {
+        let unit = linear_unit();
+        let units = self.units;
+        let len = max(len as usize, 1usize);
+        let parts = max(units / len, 1usize);
+        let chunk = (len - 1usize) / parts + 1usize;
+        let mut t = unit;
+        while t < len * parts {
+            let i = t % len;
+            let part = t / len;
+            let key = self.keys[i];
+            let index = self.indices[i];
+            let lo = part * chunk;
+            let hi = min(lo + chunk, len);
+            let mut above = 0u32;
+            for j in lo..hi {
+                let other_key = self.keys[j];
+                let other_index = self.indices[j];
+                if other_key > key || (other_key == key && other_index < index) {
+                    above += 1u32;
+                }
+            }
+            if above > 0u32 {
+                self.histogram[i].fetch_add(above);
+            }
+            t += units;
+        }
+        sync_cube();
+    }
+
+    /// Entry `j`'s rank after [`Candidates::rank`].
+    pub fn rank_of(&self, j: usize) -> u32 {
+        self.histogram[j].load()
     }
 
     /// Sorts the first `len` entries, best first: a bitonic network over the next power of two
@@ -272,6 +460,16 @@ impl Candidates {
         }
     }
 
+    /// Whether `n` entries fit the buffer at once: then priming would only cost a compaction.
+    pub fn holds(&self, n: usize) -> bool {
+        n <= self.capacity
+    }
+
+    /// Half the capacity: the target of a compaction that makes room.
+    pub fn half(&self) -> u32 {
+        (self.capacity / 2usize) as u32
+    }
+
     /// Entry `j`'s key.
     pub fn key(&self, j: usize) -> u32 {
         self.keys[j]
@@ -282,33 +480,47 @@ impl Candidates {
         self.indices[j]
     }
 
-    fn clear_histogram(&mut self) {
-        let mut word = linear_unit();
-        while word < BINS * COPIES {
-            self.histogram[word].store(0u32);
-            word += self.units;
-        }
-        sync_cube();
-    }
-
     /// After a histogram pass: the digit of the bin, counted from the top, that holds the
-    /// `remaining`-th entry, the entries in the bins above it, and the entries in it. One bin per
-    /// unit and a cube scan: no unit walks the 256 bins alone.
+    /// `remaining`-th entry, the entries in the bins above it, and the entries in it. A unit per
+    /// bin sums (and clears, for the next pass) its copies into plain shared memory; then the
+    /// first plane scans the 256 counts (each lane a run of them) and publishes the answer. Two
+    /// barriers, and no unit issues more than 16 atomics (each is a read-modify-write on CUDA).
     fn find_digit(&mut self, remaining: u32) -> (u32, u32, u32) {
         let unit = linear_unit();
-        let mut count = 0u32;
         if unit < BINS {
+            // Rank `unit` from the top is bin `BINS - 1 - unit`.
             let bin = BINS - 1usize - unit;
+            let mut count = 0u32;
             #[unroll]
             for copy in 0..COPIES {
                 count += self.histogram[bin * COPIES + copy].load();
+                self.histogram[bin * COPIES + copy].store(0u32);
             }
+            self.scan[unit] = count;
         }
-        let (above, _total) = cube_exclusive_sum(count, &mut self.scan);
-        if above < remaining && remaining <= above + count {
-            self.state[DIGIT] = (BINS - 1usize - unit) as u32;
-            self.state[ABOVE] = above;
-            self.state[IN_BIN] = count;
+        sync_cube();
+        if PLANE_POS == 0 {
+            let lanes = PLANE_DIM as usize;
+            let per_lane = (BINS - 1usize) / lanes + 1usize;
+            let lo = min(UNIT_POS_PLANE as usize * per_lane, BINS);
+            let hi = min(lo + per_lane, BINS);
+            let mut sum = 0u32;
+            for rank in lo..hi {
+                sum += self.scan[rank];
+            }
+            let inclusive = plane_inclusive_sum(sum);
+            let mut above = inclusive - sum;
+            if above < remaining && remaining <= inclusive {
+                for rank in lo..hi {
+                    let count = self.scan[rank];
+                    if above < remaining && remaining <= above + count {
+                        self.state[DIGIT] = (BINS - 1usize - rank) as u32;
+                        self.state[ABOVE] = above;
+                        self.state[IN_BIN] = count;
+                    }
+                    above += count;
+                }
+            }
         }
         sync_cube();
         (self.state[DIGIT], self.state[ABOVE], self.state[IN_BIN])
@@ -317,7 +529,9 @@ impl Candidates {
 
 /// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
 /// into the contiguous outputs (consecutive results `inner` apart), values read again from the
-/// input so they keep their exact bits.
+/// input so they keep their exact bits. A small buffer (the usual case once the threshold is
+/// primed) is ranked whole instead, with no compaction: the entries ranked below k are the top-k
+/// (the buffer holds every entry at or above the threshold, so at least k).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k<F: Float, I: Int, N: Size>(
@@ -332,17 +546,33 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     inner: usize,
     #[comptime] units: usize,
 ) {
-    let len = candidates.compact(k, k) as usize;
+    let entries = candidates.entries();
+    let whole = candidates.ranks_fit_whole(entries) && entries >= k;
+    let mut len = entries as usize;
+    if !whole {
+        len = candidates.compact(k, k) as usize;
+    }
     let out_row = (row / inner) * (k as usize) * inner + row % inner;
     let width = input.vector_size();
-    candidates.sort(len as u32);
+    let by_rank = whole || candidates.ranks_fit(len as u32);
+    if by_rank {
+        candidates.rank(len as u32);
+    } else {
+        candidates.sort(len as u32);
+    }
+    let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {
-        let rank = j;
-        let index = candidates.index(j) as usize;
-        let position = base + index * stride;
-        values[out_row + rank * inner] = input[position / width][position % width];
-        indices[out_row + rank * inner] = I::cast_from(index);
+        let mut rank = j;
+        if by_rank {
+            rank = candidates.rank_of(j) as usize;
+        }
+        if rank < k_len {
+            let index = candidates.index(j) as usize;
+            let position = base + index * stride;
+            values[out_row + rank * inner] = input[position / width][position % width];
+            indices[out_row + rank * inner] = I::cast_from(index);
+        }
         j += units;
     }
 }

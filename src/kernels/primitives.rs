@@ -26,6 +26,31 @@ pub fn order_key<F: Float>(value: F, #[comptime] largest: bool) -> u32 {
     key
 }
 
+/// The f32 that a threshold key stands for, for a float pre-filter: every value whose key is at
+/// least `key` compares `>=` it (`<=` for `largest = false`), so a value that fails the compare
+/// is rejected without computing its key. Returns `(value, usable)`: `usable` is false when the
+/// value is a NaN (the NaN key, or the bottom key that accepts everything), and then no value
+/// may be rejected by the compare. Flushing denormals to zero only turns strict inequalities
+/// into equalities, which the pre-filter lets through, so it stays safe under fast math.
+#[cube]
+pub fn key_value(key: u32, #[comptime] largest: bool) -> (f32, bool) {
+    let mut key = key;
+    if !largest {
+        key = !key;
+    }
+    let bits = select((key & 0x8000_0000u32) != 0u32, key & 0x7FFF_FFFFu32, !key);
+    (
+        f32::reinterpret(bits),
+        (bits & 0x7FFF_FFFFu32) <= 0x7F80_0000u32,
+    )
+}
+
+/// Whether `value` is a NaN, tested on its bits (a fast-math compiler may fold `x != x`).
+#[cube]
+pub fn is_nan_f32(value: f32) -> bool {
+    (u32::reinterpret(value) & 0x7FFF_FFFFu32) > 0x7F80_0000u32
+}
+
 /// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
 /// other dimensions. Honours any strides (transposed views, non-last `dim`).
 #[cube]
@@ -62,15 +87,27 @@ pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, 
         scratch[PLANE_POS as usize] = inclusive;
     }
     sync_cube();
-    // At most 128 plane totals (1024 units, plane size 8): one unit scans them.
-    if UNIT_POS == 0 {
-        let mut running = 0u32;
-        for plane in 0usize..plane_count {
+    // The first plane scans the plane totals, each lane a contiguous run of them (one total per
+    // lane on NVIDIA and AMD, 16 per lane at 1024 units with planes of 8): no unit walks them all.
+    if PLANE_POS == 0 {
+        let lanes = PLANE_DIM as usize;
+        let per_lane = (plane_count - 1usize) / lanes + 1usize;
+        let lo = min(UNIT_POS_PLANE as usize * per_lane, plane_count);
+        let hi = min(lo + per_lane, plane_count);
+        let mut sum = 0u32;
+        for plane in lo..hi {
+            sum += scratch[plane];
+        }
+        let lane_inclusive = plane_inclusive_sum(sum);
+        let mut running = lane_inclusive - sum;
+        for plane in lo..hi {
             let total = scratch[plane];
             scratch[plane] = running;
             running += total;
         }
-        scratch[plane_count] = running;
+        if UNIT_POS_PLANE == PLANE_DIM - 1 {
+            scratch[plane_count] = lane_inclusive;
+        }
     }
     sync_cube();
     let prefix = scratch[PLANE_POS as usize] + inclusive - value;

@@ -27,6 +27,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
     #[comptime] capacity: usize,
+    #[comptime] prime_per_unit: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let len = input.shape(dim);
@@ -53,6 +54,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
         largest,
         units,
         vectors_per_unit,
+        prime_per_unit,
     );
     let kept = candidates.compact(k, k) as usize;
     let k_len = k as usize;
@@ -74,7 +76,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
 /// Stage 2: the sorted top-k of each row from its tiles' candidates (`candidates_per_row`
 /// consecutive entries per row). One cube per row.
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     input: &Tensor<Vector<F, N>>,
     candidate_keys: &Tensor<u32>,
@@ -89,6 +91,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     #[comptime] units: usize,
     #[comptime] entries_per_unit: usize,
     #[comptime] capacity: usize,
+    #[comptime] prime_per_unit: usize,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = CUBE_POS;
@@ -100,6 +103,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     let base = row_offset(input, row, dim);
     let first = row * candidates_per_row;
     let mut candidates = Candidates::new(capacity, units);
+    let mut round = 1u32;
     let mut batch_start = 0usize;
     while batch_start < candidates_per_row {
         let mut keys = Array::<u32>::new(entries_per_unit);
@@ -111,10 +115,29 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
             if j < candidates_per_row {
                 keys[e] = candidate_keys[first + j];
                 entry_indices[e] = candidate_indices[first + j];
-                valid |= 1u32 << (e as u32);
+                // A short tile's padding is no entry (and equal paddings would break the total
+                // order that compactions rely on).
+                if entry_indices[e] != PADDING_INDEX {
+                    valid |= 1u32 << (e as u32);
+                }
             }
         }
-        candidates.offer(&keys, &entry_indices, valid, k, entries_per_unit);
+        // The first batch primes the threshold with each unit's best entries, unless the row's
+        // candidates all fit the buffer.
+        if comptime!(prime_per_unit > 0) {
+            if batch_start == 0usize && !candidates.holds(candidates_per_row) {
+                let taken = candidates.prime(
+                    &keys,
+                    &entry_indices,
+                    valid,
+                    k,
+                    prime_per_unit,
+                    entries_per_unit,
+                );
+                valid &= !taken;
+            }
+        }
+        round = candidates.offer(&keys, &entry_indices, valid, k, round, entries_per_unit);
         batch_start += units * entries_per_unit;
     }
     write_top_k::<F, I, N>(

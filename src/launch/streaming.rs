@@ -1,6 +1,6 @@
 //! Host side of [`crate::kernels::streaming`]: one cube per row, one launch.
 
-use super::{allocate_outputs, vectors_per_unit};
+use super::{allocate_outputs, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::streaming::streaming_kernel;
 use burn::tensor::DType;
@@ -71,6 +71,7 @@ pub(crate) fn launch<R: CubeRuntime>(
         config.units,
         vectors_per_unit(config.batch, width),
         config.capacity,
+        prime_per_unit(k, config.units, config.capacity),
         dtypes,
     );
     (values, indices)

@@ -1,7 +1,7 @@
 //! Host side of [`crate::kernels::two_stage`]: one cube per tile, then one cube per row.
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{allocate_outputs, allocate_scratch, vectors_per_unit};
+use super::{allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
 use burn::tensor::DType;
@@ -64,6 +64,7 @@ pub(crate) fn launch<R: CubeRuntime>(
         config.tile.units,
         vectors_per_unit(config.tile.batch, width),
         config.tile.capacity,
+        prime_per_unit(k, config.tile.units, config.tile.capacity),
         input.dtype.into(),
     );
     merge_candidates_kernel::launch::<R>(
@@ -84,6 +85,7 @@ pub(crate) fn launch<R: CubeRuntime>(
         config.merge.units,
         config.merge.batch,
         config.merge.capacity,
+        prime_per_unit(k, config.merge.units, config.merge.capacity),
         [input.dtype.into(), index_dtype.into()],
     );
     (values, indices)
