@@ -109,7 +109,12 @@ fn autotune_child() {
 
 fn run_child(dir: &Path, phase: &str) {
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["autotune::autotune_child", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "autotune::autotune_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(PHASE, phase)
         .current_dir(dir)
         .output()
