@@ -4,7 +4,7 @@
 //! as k = 1), the host first runs the crate's own top-k on the logits (or probabilities), which
 //! reads each row once with vector loads and writes the k largest, sorted by value descending,
 //! ties by smaller index: exactly the order every prefix filter of
-//! [`sampling_kernel`](crate::kernels::sampling::sampling_kernel) cuts. This kernel then works on
+//! [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) cuts. This kernel then works on
 //! those `[rows, k]` candidates only, one cube per row, and gives the same token as
 //! `sampling_kernel` for the same seed:
 //!
@@ -110,7 +110,7 @@ fn row_pass<F: Float, N: Size>(
 
 /// Samples one token per row from its sorted top-k candidates (`values`, `indices`: `[rows,
 /// kept]`, as the crate's top-k writes them), with the semantics and the draw of
-/// [`sampling_kernel`](crate::kernels::sampling::sampling_kernel) for a batch top-k of `kept`
+/// [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) for a batch top-k of `kept`
 /// (`kept` = the vocabulary means no top-k). `input` is the `[rows, vocab]` row itself, read only
 /// where `full_pass` (joint top-p with `kept` < vocab, or probabilities) and the row needs it.
 /// Per-row tensors are read where their bit is set in `per_row`; per-row k is not supported here.

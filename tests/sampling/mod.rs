@@ -817,6 +817,26 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
             }
         }
     }
+    // A transposed input (rows with stride 1 across the batch): scalar loads in the row pass.
+    let (rows, vocab) = (3usize, 2001usize);
+    let values = distinct_logits(&mut rng, rows * vocab, 3.0);
+    let columns: Vec<f32> = (0..vocab)
+        .flat_map(|i| (0..rows).map(move |r| (r, i)))
+        .map(|(r, i)| values[r * vocab + i])
+        .collect();
+    let transposed = || {
+        Tensor::<B, 2>::from_data(TensorData::new(columns.clone(), [vocab, rows]), device)
+            .transpose()
+    };
+    for params in [
+        SamplingParams::new().top_k(40).top_p(0.2).joint().seed(9),
+        SamplingParams::new().top_k(7).min_p(0.3).seed(10),
+    ] {
+        let fast = to_vec_i64(transposed().sample(&params));
+        let contiguous = tokens_and_validity::<B>(&values, rows, &params, device).0;
+        assert_eq!(fast, contiguous, "transposed input");
+    }
+
     // From probabilities (the row is read again for negative values), with an invalid row.
     let (rows, vocab) = (3usize, 1003usize);
     let mut probs: Vec<f32> = (0..rows * vocab)
