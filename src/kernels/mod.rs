@@ -6,6 +6,7 @@ pub mod philox;
 pub mod primitives;
 pub mod radix_select;
 pub mod sampling;
+pub mod sampling_candidates;
 pub mod streaming;
 pub mod two_stage;
 pub mod wide;

@@ -1,5 +1,9 @@
 //! Token sampling and its filters: one cube per row, the whole call in one launch.
 //!
+//! Calls with a batch top-k of at most 4096 (and greedy calls) take the faster two-launch path of
+//! [`crate::kernels::sampling_candidates`] instead, which gives the same tokens; this kernel serves
+//! the modes without top-k, per-row k tensors, larger k and the filter ops.
+//!
 //! Why this design: at decode time the host, not the GPU, sets the pace at small batch (about
 //! 10 µs of host time per CubeCL launch on CUDA), and CubeCL has no device-wide fence to hand
 //! results between cubes of one launch. So each row gets one cube that does everything, with no
@@ -53,13 +57,13 @@ const BINS: usize = 256;
 /// Fixed-point scale of weights: the row's largest probability weighs 2^31.
 const WEIGHT_SCALE: f32 = 2_147_483_648.0;
 /// 2^32, to turn a probability in (0, 1) into a 32-bit binary fraction.
-const FRACTION_SCALE: f32 = 4_294_967_296.0;
+pub(crate) const FRACTION_SCALE: f32 = 4_294_967_296.0;
 
 /// The order key of +inf and −inf (largest first).
-const KEY_POS_INF: u32 = 0xFF80_0000;
-const KEY_NEG_INF: u32 = 0x007F_FFFF;
+pub(crate) const KEY_POS_INF: u32 = 0xFF80_0000;
+pub(crate) const KEY_NEG_INF: u32 = 0x007F_FFFF;
 /// The order key of ±0.
-const KEY_ZERO: u32 = 0x8000_0000;
+pub(crate) const KEY_ZERO: u32 = 0x8000_0000;
 
 // Slots of the `decision` shared memory, where unit 0 publishes what the whole cube needs.
 const PREFIX: usize = 0;
@@ -86,7 +90,12 @@ fn value_of_key(key: u32) -> f32 {
 
 /// Probability of `value` relative to the row's largest (`top`), in [0, 1].
 #[cube]
-fn relative_weight(value: f32, top: f32, temperature: f32, #[comptime] from_probs: bool) -> f32 {
+pub(crate) fn relative_weight(
+    value: f32,
+    top: f32,
+    temperature: f32,
+    #[comptime] from_probs: bool,
+) -> f32 {
     let weight = if from_probs {
         value / top
     } else {
@@ -97,14 +106,14 @@ fn relative_weight(value: f32, top: f32, temperature: f32, #[comptime] from_prob
 
 /// A relative weight in fixed point, rounded to the nearest multiple of 2^-31.
 #[cube]
-fn fixed_weight(weight: f32) -> u32 {
+pub(crate) fn fixed_weight(weight: f32) -> u32 {
     u32::cast_from(weight * WEIGHT_SCALE + 0.5f32)
 }
 
 /// Cube-wide maximum of one `i32` per unit. Every unit must call it; `scratch` needs
 /// `CUBE_DIM / PLANE_DIM + 1` words. (Signed on purpose: lavapipe's `plane_max` on `u32` is signed.)
 #[cube]
-fn cube_max_i32(value: i32, scratch: &mut SharedMemory<i32>) -> i32 {
+pub(crate) fn cube_max_i32(value: i32, scratch: &mut SharedMemory<i32>) -> i32 {
     let planes = (CUBE_DIM / PLANE_DIM) as usize;
     let plane_best = plane_max(value);
     if UNIT_POS_PLANE == 0 {

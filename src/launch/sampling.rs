@@ -1,9 +1,15 @@
-//! Host side of [`crate::kernels::sampling`]: one launch per call, one cube per row.
+//! Host side of the sampling kernels: [`crate::kernels::sampling`] (one launch per call, one cube
+//! per row), and the fast path for calls with a top-k of at most [`STREAMING_MAX_K`] (greedy is
+//! k = 1): the crate's top-k, then [`crate::kernels::sampling_candidates`] on the candidates.
 
 use crate::kernels::sampling::{
     OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P, PER_ROW_SEED,
     PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
 };
+use crate::kernels::sampling_candidates::candidate_sampling_kernel;
+use crate::launch::streaming::vector_width;
+use crate::launch::{Plan, check_and_plan, processors, top_k};
+use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
 use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
@@ -72,7 +78,35 @@ pub(crate) fn launch<R: CubeRuntime>(
     if rows == 0 {
         return produced;
     }
+    if let Some(kept) = fast_path_k(&input, &per_row, scalars, output) {
+        sample_from_top_k(input, per_row, scalars, kept, int_dtype, tokens, valid);
+        return produced;
+    }
+    launch_kernel(
+        input, per_row, scalars, output, int_dtype, tokens, valid, filtered,
+    );
+    produced
+}
 
+/// Launches the one-launch kernel ([`sampling_kernel`]) into the given outputs (placeholders of one
+/// element for the ones `output` does not write).
+#[allow(clippy::too_many_arguments)]
+fn launch_kernel<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    per_row: PerRowTensors<R>,
+    scalars: &ScalarParams,
+    output: Option<FilterOutput>,
+    int_dtype: DType,
+    tokens: CubeTensor<R>,
+    valid: CubeTensor<R>,
+    filtered: CubeTensor<R>,
+) {
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let rows = input.shape()[0];
+    let empty = |shape: Shape, dtype: DType| {
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape, dtype)
+    };
     // Parameters not given per row are kernel scalars; their tensor slots get a one-element
     // placeholder (never read; distinct buffers, since wgpu refuses aliased writable bindings).
     let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
@@ -140,5 +174,143 @@ pub(crate) fn launch<R: CubeRuntime>(
         CUBE_UNITS,
         dtypes,
     );
-    produced
+}
+
+/// Vector loads in flight per unit in the candidate kernel's read of the whole row.
+const ROW_PASS_VECTORS: u32 = 4;
+
+/// The k of the fast path for this call, or `None` where the one-launch kernel runs: token
+/// sampling (not the filters) with a batch top-k whose k, cut to the vocabulary, is at most
+/// [`STREAMING_MAX_K`], or greedy decoding from logits (k = 1). Per-row k tensors take the
+/// one-launch kernel: their largest k is not known on the host without a read-back.
+fn fast_path_k<R: CubeRuntime>(
+    input: &CubeTensor<R>,
+    per_row: &PerRowTensors<R>,
+    scalars: &ScalarParams,
+    output: Option<FilterOutput>,
+) -> Option<usize> {
+    if output.is_some() || per_row.top_k.is_some() {
+        return None;
+    }
+    let vocab = input.shape()[1];
+    let greedy = scalars.source == Source::Logits
+        && per_row.temperature.is_none()
+        && scalars.temperature == 0.0;
+    let kept = if greedy { 1 } else { scalars.top_k?.min(vocab) };
+    (kept <= STREAMING_MAX_K).then_some(kept)
+}
+
+/// The fast path: the crate's top-k (`Strategy::Auto`) of every row, then one cube per row on
+/// its `kept` candidates. Two launches, or three when the top-k's autotuned pick is two-stage.
+/// Falls back to the one-launch kernel where the top-k refuses the input.
+fn sample_from_top_k<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    per_row: PerRowTensors<R>,
+    scalars: &ScalarParams,
+    kept: usize,
+    int_dtype: DType,
+    tokens: CubeTensor<R>,
+    valid: CubeTensor<R>,
+) {
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let shape = input.shape();
+    let (rows, vocab) = (shape[0], shape[1]);
+    let hardware = client.properties().hardware.clone();
+    let planned = check_and_plan(
+        &hardware,
+        input.dtype,
+        || true,
+        &shape,
+        input.handle.size() as usize / input.dtype.size(),
+        kept,
+        1,
+        Strategy::Auto,
+    );
+    let (layout, plan) = match planned {
+        Ok((layout, plan)) if plan != Plan::BurnBuiltin => (layout, plan),
+        _ => {
+            let filtered = empty_device_contiguous_dtype(client, device, [1].into(), input.dtype);
+            launch_kernel(
+                input, per_row, scalars, None, int_dtype, tokens, valid, filtered,
+            );
+            return;
+        }
+    };
+    let (values, indices) = top_k(input.clone(), kept, 1, layout, plan, true, int_dtype);
+
+    let empty = |shape: Shape, dtype: DType| {
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape, dtype)
+    };
+    let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
+        .into_iter()
+        .flatten()
+        .map(|t| t.dtype)
+        .next()
+        .unwrap_or(input.dtype);
+    let mut flags = 0u32;
+    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
+        Some(tensor) => {
+            flags |= flag;
+            tensor
+        }
+        None => empty([1].into(), dtype),
+    };
+    let temperatures = slot(per_row.temperature, PER_ROW_TEMPERATURE, param_dtype);
+    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, param_dtype);
+    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, param_dtype);
+    let seeds = slot(per_row.seed, PER_ROW_SEED, int_dtype);
+
+    let from_probs = scalars.source == Source::Probabilities;
+    let joint = scalars.order == FilterOrder::Joint;
+    let p_may_cut = scalars.top_p < 1.0 || flags & PER_ROW_TOP_P != 0;
+    let full_pass = from_probs || (joint && p_may_cut && kept < vocab);
+    // A long read of the row wants many loads in flight: large cubes when the rows are few.
+    let max_units = (hardware.max_units_per_cube as usize).min(1024) / 256 * 256;
+    let cube_dim = if full_pass && rows < processors(&hardware) {
+        max_units.max(256)
+    } else {
+        256
+    };
+    let per_unit = kept.div_ceil(cube_dim) as u32;
+    let width = if full_pass {
+        vector_width(&input, 1)
+    } else {
+        1
+    };
+    let cubes_x = rows.min(MAX_CUBES_PER_AXIS);
+    let cubes_y = rows.div_ceil(cubes_x);
+    let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
+    candidate_sampling_kernel::launch::<R>(
+        &client,
+        CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+        CubeDim::new_1d(cube_dim as u32),
+        width,
+        values.into_tensor_arg(),
+        indices.into_tensor_arg(),
+        input.into_tensor_arg(),
+        temperatures.into_tensor_arg(),
+        top_ps.into_tensor_arg(),
+        min_ps.into_tensor_arg(),
+        seeds.into_tensor_arg(),
+        tokens.into_tensor_arg(),
+        valid.into_tensor_arg(),
+        scalars.temperature,
+        scalars.top_p,
+        scalars.min_p,
+        scalars.seed as u32,
+        (scalars.seed >> 32) as u32,
+        scalars.offset as u32,
+        (scalars.offset >> 32) as u32,
+        flags,
+        rows,
+        kept as u32,
+        from_probs,
+        joint,
+        full_pass,
+        cube_dim as u32,
+        per_unit,
+        ROW_PASS_VECTORS,
+        dtypes,
+    );
 }

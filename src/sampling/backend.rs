@@ -8,8 +8,9 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 /// A Burn backend that can sample tokens and filter distributions.
 ///
 /// Implemented for CubeCL backends (`CubeBackend` on wgpu and CUDA, `Fusion` of it, and
-/// `Autodiff` of either), where one kernel launch does the whole call on the device with no
-/// read-back, and for `NdArray` through the host [`fallback`](super::fallback). Users call it
+/// `Autodiff` of either), where one to three kernel launches do the whole call on the device with
+/// no read-back (see the [module docs](super)), and for `NdArray` through the host
+/// [`fallback`](super::fallback). Users call it
 /// through [`SampleExt`](super::SampleExt); every error is found before anything is launched.
 pub trait SamplingBackend: Backend {
     /// One token per row of `input` (`[batch, vocab]`) and a validity flag per row (1 valid,

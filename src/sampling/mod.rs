@@ -1,10 +1,32 @@
 //! Token sampling for Burn language models: temperature, top-k, top-p, min-p and joint filters,
 //! on the device, seeded and reproducible.
 //!
-//! Logits `[batch, vocab]` in, one token id per row out, with no read-back to the host: on
-//! CubeCL backends the whole call is one kernel launch (see [`crate::kernels::sampling`] for the
-//! algorithm); other backends (NdArray) use the host [`fallback`]. The exact semantics are on
-//! [`SamplingParams`]; the definition every backend is tested against is [`reference`].
+//! Logits `[batch, vocab]` in, one token id per row out, with no read-back to the host. Other
+//! backends (NdArray) use the host [`fallback`]. The exact semantics are on [`SamplingParams`]; the
+//! definition every backend is tested against is [`reference`].
+//!
+//! ## Launches on CubeCL backends
+//! Two device paths, which give the same token for the same seed (tests compare them row by row):
+//!
+//! | mode | path | launches |
+//! |---|---|---|
+//! | batch top-k with k (cut to the vocabulary) ≤ [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), alone or with temperature, top-p (sequential or joint), min-p, per-row temperature / p / min-p / seeds | top-k, then candidates | 2 (3 when the autotuned top-k is two-stage) |
+//! | greedy (batch temperature 0, logits) | top-k with k = 1, then candidates | 2 (3 likewise) |
+//! | no top-k (plain, top-p alone, min-p alone), per-row k tensor, k > 4096, the filter ops | one-launch kernel | 1 |
+//!
+//! - **Top-k, then candidates** (the fast path): the crate's own top-k
+//!   ([`Strategy::Auto`](crate::Strategy::Auto), autotuned; the first call with a new shape tunes
+//!   it) reads each row once with vector loads and writes the k best, sorted, ties to the smaller
+//!   index; [`crate::kernels::sampling_candidates`] then applies every filter to the `[batch, k]`
+//!   candidates and draws, one cube per row. Joint top-p (on the unrenormalised distribution) and
+//!   sampling from probabilities (which must check the row for negative values) read the row once
+//!   more inside that second launch, with vector loads.
+//! - **One-launch kernel** ([`crate::kernels::sampling`]): one cube per row does everything on the
+//!   whole row with radix-select passes. A per-row k tensor takes it because the largest k of the
+//!   batch is not known on the host without a read-back.
+//!
+//! Each CubeCL launch costs about 10 µs of host time on CUDA, which bounds the call rate at
+//! small batch.
 //!
 //! ```
 //! use burn::backend::NdArray;

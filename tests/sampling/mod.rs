@@ -721,6 +721,152 @@ fn errors<B: SamplingBackend>(device: &B::Device) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The fast path (top-k, then the candidate kernel) against the one-launch kernel
+
+/// Tokens and validity flags of one call.
+fn tokens_and_validity<B: SamplingBackend>(
+    values: &[f32],
+    rows: usize,
+    params: &SamplingParams<B>,
+    device: &B::Device,
+) -> (Vec<i64>, Vec<i64>) {
+    let (tokens, valid) = matrix::<B>(values, rows, device)
+        .try_sample_with_validity(params)
+        .unwrap();
+    (to_vec_i64(tokens), to_vec_i64(valid.int()))
+}
+
+/// A batch top-k of at most 4096 (and greedy) takes the fast path; the same k given per row takes
+/// the one-launch kernel. Both use the same fixed-point weights, cut the same prefixes and walk
+/// the survivors in the same order, so they give the same token for every row and seed.
+fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
+    let mut rng = rng(7);
+    let cases: &[(usize, usize, &[usize])] = &[
+        (5, 1, &[1, 3]),
+        (4, 7, &[1, 2, 7, 9]),
+        (6, 300, &[1, 2, 50, 299, 300]),
+        (3, 1001, &[1, 50, 1000, 1001]),
+        (2, 5000, &[1, 50, 4096, 4097]),
+        (2, 70_000, &[1, 50, 4096, 5000]),
+    ];
+    for &(rows, vocab, ks) in cases {
+        for (name, mut values) in [
+            ("distinct", distinct_logits(&mut rng, rows * vocab, 4.0)),
+            ("ties", tied_logits(&mut rng, rows * vocab)),
+        ] {
+            // Invalid rows inside the batch: a NaN, all −inf, a +inf.
+            if rows >= 4 {
+                values[vocab + vocab / 2] = f32::NAN;
+                values[2 * vocab..3 * vocab].fill(f32::NEG_INFINITY);
+                values[3 * vocab + vocab - 1] = f32::INFINITY;
+            }
+            let seeds: Vec<i64> = (0..rows as i64).map(|r| 7 * r + 1).collect();
+            for &k in ks {
+                let modes: Vec<(&str, SamplingParams<B>)> = vec![
+                    ("top-k", SamplingParams::new().seed(11)),
+                    (
+                        "top-k, T 0.5",
+                        SamplingParams::new().temperature(0.5).seed(12),
+                    ),
+                    ("top-k + top-p", SamplingParams::new().top_p(0.7).seed(13)),
+                    (
+                        "joint",
+                        SamplingParams::new().top_p(0.3).joint().temperature(2.0),
+                    ),
+                    ("min-p", SamplingParams::new().min_p(0.2).offset(3)),
+                    (
+                        "per-row",
+                        SamplingParams::new()
+                            .seed_per_row(ints::<B>(seeds.clone(), device))
+                            .temperature_per_row(floats::<B>(
+                                (0..rows).map(|r| [1.0, 0.0, 0.7][r % 3]).collect(),
+                                device,
+                            ))
+                            .top_p_per_row(floats::<B>(
+                                (0..rows).map(|r| [0.9, 1.0, 0.5, 1.5][r % 4]).collect(),
+                                device,
+                            ))
+                            .min_p_per_row(floats::<B>(
+                                (0..rows).map(|r| [0.0, 0.05][r % 2]).collect(),
+                                device,
+                            ))
+                            .joint(),
+                    ),
+                ];
+                for (mode, params) in modes {
+                    let fast =
+                        tokens_and_validity::<B>(&values, rows, &params.clone().top_k(k), device);
+                    let ks = ints::<B>(vec![k as i64; rows], device);
+                    let one_launch =
+                        tokens_and_validity::<B>(&values, rows, &params.top_k_per_row(ks), device);
+                    assert_eq!(fast, one_launch, "{mode}, {name}, vocab {vocab}, k {k}");
+                }
+            }
+            // Greedy (k = 1 on the fast path) against per-row zero temperatures (one launch).
+            let greedy = tokens_and_validity::<B>(&values, rows, &SamplingParams::greedy(), device);
+            let zeros = floats::<B>(vec![0.0; rows], device);
+            let one_launch = tokens_and_validity::<B>(
+                &values,
+                rows,
+                &SamplingParams::new().temperature_per_row(zeros),
+                device,
+            );
+            assert_eq!(greedy, one_launch, "greedy, {name}, vocab {vocab}");
+            if rows >= 4 {
+                assert_eq!(&greedy.1[1..4], &[0, 0, 0], "invalid rows, {name}");
+            }
+        }
+    }
+    // A transposed input (rows with stride 1 across the batch): scalar loads in the row pass.
+    let (rows, vocab) = (3usize, 2001usize);
+    let values = distinct_logits(&mut rng, rows * vocab, 3.0);
+    let columns: Vec<f32> = (0..vocab)
+        .flat_map(|i| (0..rows).map(move |r| (r, i)))
+        .map(|(r, i)| values[r * vocab + i])
+        .collect();
+    let transposed = || {
+        Tensor::<B, 2>::from_data(TensorData::new(columns.clone(), [vocab, rows]), device)
+            .transpose()
+    };
+    for params in [
+        SamplingParams::new().top_k(40).top_p(0.2).joint().seed(9),
+        SamplingParams::new().top_k(7).min_p(0.3).seed(10),
+    ] {
+        let fast = to_vec_i64(transposed().sample(&params));
+        let contiguous = tokens_and_validity::<B>(&values, rows, &params, device).0;
+        assert_eq!(fast, contiguous, "transposed input");
+    }
+
+    // From probabilities (the row is read again for negative values), with an invalid row.
+    let (rows, vocab) = (3usize, 1003usize);
+    let mut probs: Vec<f32> = (0..rows * vocab)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    probs[vocab + 17] = -0.5;
+    for k in [1usize, 20, 1003] {
+        for params in [
+            SamplingParams::new().from_probabilities().seed(5),
+            SamplingParams::new()
+                .from_probabilities()
+                .top_p(0.5)
+                .joint(),
+        ] {
+            let fast = tokens_and_validity::<B>(&probs, rows, &params.clone().top_k(k), device);
+            let ks = ints::<B>(vec![k as i64; rows], device);
+            let one_launch =
+                tokens_and_validity::<B>(&probs, rows, &params.top_k_per_row(ks), device);
+            assert_eq!(fast, one_launch, "probabilities, k {k}");
+            assert_eq!(fast.1, vec![1, 0, 1], "probabilities, k {k}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sampling_fast_path_fused() {
+    fast_path_agrees::<Fused>(&gpu_device());
+}
 
 #[test]
 fn sampling_exact_fused() {

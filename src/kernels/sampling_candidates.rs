@@ -1,0 +1,395 @@
+//! Token sampling from a row's top-k candidates: the second launch of the fast path.
+//!
+//! When a call has a top-k of at most [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K) (greedy counts
+//! as k = 1), the host first runs the crate's own top-k on the logits (or probabilities), which
+//! reads each row once with vector loads and writes the k largest, sorted by value descending,
+//! ties by smaller index: exactly the order every prefix filter of
+//! [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) cuts. This kernel then works on
+//! those `[rows, k]` candidates only, one cube per row, and gives the same token as
+//! `sampling_kernel` for the same seed:
+//!
+//! 1. validity and greedy from the first candidate (NaN ranks above +inf, so a row with a NaN or
+//!    +inf, or with no finite logit, has it first); rows from probabilities also need the whole row
+//!    free of negative values, which costs one extra read of the row (see 3);
+//! 2. each unit owns a contiguous block of candidates and computes their fixed-point weights
+//!    (the same rounding as `sampling_kernel`); one cube scan gives every prefix mass, so the top-p
+//!    cut is the first candidate whose prefix mass reaches the target, and the top-k mass (the base
+//!    of a sequential top-p) is the scan's total;
+//! 3. the joint order puts top-p on the unrenormalised distribution, whose normaliser is the
+//!    fixed-point mass of the whole row: one extra read of the row with vector loads, several in
+//!    flight per unit, folded into this kernel;
+//! 4. the draw walks the survivors in `sampling_kernel`'s unit-major order (index mod 256, then
+//!    index): a radix select by mass over the position key `(index mod 256) << 24 | index >> 8`,
+//!    8 bits per pass, with 64-bit fixed-point histograms of the survivors' weights; passes over
+//!    bytes that are zero for every index of the row are skipped (two passes for vocabularies up to
+//!    65 536, three up to 2^24).
+
+use crate::kernels::philox::philox_first_word;
+use crate::kernels::primitives::{linear_unit, order_key};
+use crate::kernels::sampling::{
+    FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, PER_ROW_MIN_P, PER_ROW_SEED,
+    PER_ROW_TEMPERATURE, PER_ROW_TOP_P, cube_max_i32, fixed_weight, relative_weight,
+};
+use crate::kernels::wide::{
+    cube_exclusive_sum_wide, wide_add, wide_ge, wide_mul, wide_scale, wide_sub,
+};
+use cubecl::prelude::*;
+
+/// Histogram bins of the draw: one per unit of `sampling_kernel`'s cube, which fixes the order.
+pub const DRAW_BINS: usize = 256;
+
+// Slots of the `decision` shared memory.
+const CUT: usize = 0;
+const DIGIT: usize = 1;
+const REM_HI: usize = 2;
+const REM_LO: usize = 3;
+const DECISION_WORDS: usize = 4;
+
+/// One read of a row with vector loads (`vectors_per_unit` loads in flight per unit): whether it
+/// holds a negative value (`from_probs` only), and the fixed-point mass of the whole row relative to
+/// `top` (only where `need_total`). Returns `(negative, mass_hi, mass_lo)` for this unit.
+// Comptime and run-time conditions stay in separate `if`s: the DSL cannot mix them in one `&&`.
+#[cube]
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
+fn row_pass<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    row: usize,
+    top: f32,
+    temperature: f32,
+    need_total: bool,
+    #[comptime] from_probs: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) -> (u32, u32, u32) {
+    let width = input.vector_size();
+    let vocab = input.shape(1);
+    let stride = input.stride(1);
+    let base = row * input.stride(0);
+    let unit = linear_unit();
+    let mut negative = 0u32;
+    let mut hi = 0u32;
+    let mut lo = 0u32;
+    let mut start = 0usize;
+    while start < vocab {
+        let mut loaded = Array::<Vector<F, N>>::new(vectors_per_unit);
+        // All loads of the batch are issued before any is used.
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let first = start + (v * units + unit) * width;
+            if first < vocab {
+                loaded[v] = input[(base + first * stride) / width];
+            }
+        }
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let first = start + (v * units + unit) * width;
+            if first < vocab {
+                let vector = loaded[v];
+                #[unroll]
+                for lane in 0..width {
+                    let value = f32::cast_from(vector[lane]);
+                    if from_probs {
+                        if order_key::<f32>(value, true) < KEY_ZERO {
+                            negative = 1u32;
+                        }
+                    }
+                    if need_total {
+                        let weight =
+                            fixed_weight(relative_weight(value, top, temperature, from_probs));
+                        let (h, l) = wide_add(hi, lo, 0u32, weight);
+                        hi = h;
+                        lo = l;
+                    }
+                }
+            }
+        }
+        start += units * vectors_per_unit * width;
+    }
+    (negative, hi, lo)
+}
+
+/// Samples one token per row from its sorted top-k candidates (`values`, `indices`: `[rows,
+/// kept]`, as the crate's top-k writes them), with the semantics and the draw of
+/// [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) for a batch top-k of `kept`
+/// (`kept` = the vocabulary means no top-k). `input` is the `[rows, vocab]` row itself, read only
+/// where `full_pass` (joint top-p with `kept` < vocab, or probabilities) and the row needs it.
+/// Per-row tensors are read where their bit is set in `per_row`; per-row k is not supported here.
+///
+/// One cube of `cube_dim` units (at least 256) per row; `per_unit` = ceil(`kept` / `cube_dim`),
+/// at most 32.
+#[cube(launch)]
+#[allow(
+    clippy::too_many_arguments,
+    clippy::manual_range_contains,
+    clippy::collapsible_if
+)]
+pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
+    values: &Tensor<F>,
+    indices: &Tensor<I>,
+    input: &Tensor<Vector<F, N>>,
+    temperatures: &Tensor<P>,
+    top_ps: &Tensor<P>,
+    min_ps: &Tensor<P>,
+    seeds: &Tensor<I>,
+    tokens: &mut Tensor<I>,
+    valid: &mut Tensor<I>,
+    temperature: f32,
+    top_p: f32,
+    min_p: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    offset_lo: u32,
+    offset_hi: u32,
+    per_row: u32,
+    num_rows: usize,
+    kept: u32,
+    #[comptime] from_probs: bool,
+    #[comptime] joint: bool,
+    #[comptime] full_pass: bool,
+    #[comptime] cube_dim: u32,
+    #[comptime] per_unit: u32,
+    #[comptime] vectors_per_unit: u32,
+    #[define(F, P, I)] _dtypes: [StorageType; 3],
+) {
+    let row = CUBE_POS;
+    if row >= num_rows {
+        terminate!();
+    }
+    let unit = linear_unit();
+    let kk = kept as usize;
+    let vocab = input.shape(1);
+    let value_base = row * values.stride(0);
+    let value_stride = values.stride(1);
+    let index_base = row * indices.stride(0);
+    let index_stride = indices.stride(1);
+
+    let mut reduce = SharedMemory::<i32>::new(cube_dim as usize + 1usize);
+    let mut scratch = SharedMemory::<u32>::new(3usize * (cube_dim as usize + 1usize));
+    let mut decision = SharedMemory::<u32>::new(DECISION_WORDS);
+    let mass_lo = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
+    let mass_hi = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
+
+    // This row's parameters, as in `sampling_kernel`.
+    let mut row_temperature = temperature;
+    if (per_row & PER_ROW_TEMPERATURE) != 0u32 {
+        row_temperature = f32::cast_from(temperatures[row * temperatures.stride(0)]);
+    }
+    let mut row_p = top_p;
+    if (per_row & PER_ROW_TOP_P) != 0u32 {
+        row_p = f32::cast_from(top_ps[row * top_ps.stride(0)]);
+    }
+    let mut row_min_p = min_p;
+    if (per_row & PER_ROW_MIN_P) != 0u32 {
+        row_min_p = f32::cast_from(min_ps[row * min_ps.stride(0)]);
+    }
+    let mut key0 = seed_lo;
+    let mut key1 = seed_hi;
+    let mut stream = row as u32;
+    if (per_row & PER_ROW_SEED) != 0u32 {
+        key0 = u32::cast_from(seeds[row * seeds.stride(0)]);
+        key1 = 0u32;
+        stream = 0u32;
+    }
+    // Written so that NaN fails every test.
+    let params_ok = row_temperature >= 0.0f32
+        && row_temperature <= f32::MAX
+        && row_p > 0.0f32
+        && row_p <= 1.0f32
+        && row_min_p >= 0.0f32
+        && row_min_p <= 1.0f32;
+
+    // 1. The first candidate is the row's largest element in the crate's order.
+    let top = f32::cast_from(values[value_base]);
+    let argmax = u32::cast_from(indices[index_base]);
+    let top_key = order_key::<f32>(top, true);
+    let finite = top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
+    let mut greedy = false;
+    if !from_probs {
+        greedy = row_temperature == 0.0f32;
+    }
+    let p_active = row_p < 1.0f32;
+    // Whether the joint top-p needs the whole row's mass (else the candidates' mass is the base).
+    let mut need_total = false;
+    if joint {
+        need_total = p_active && kk < vocab && params_ok && finite && !greedy;
+    }
+
+    // The extra read of the row (3.): probabilities (negative values) or the joint normaliser.
+    let mut total_hi = 0u32;
+    let mut total_lo = 0u32;
+    let mut any_negative = false;
+    if full_pass {
+        if from_probs || need_total {
+            let (negative, hi, lo) = row_pass::<F, N>(
+                input,
+                row,
+                top,
+                row_temperature,
+                need_total,
+                from_probs,
+                cube_dim as usize,
+                vectors_per_unit as usize,
+            );
+            if from_probs {
+                any_negative = cube_max_i32(i32::cast_from(negative), &mut reduce) != 0i32;
+            }
+            if need_total {
+                let (_, _, sum_hi, sum_lo) = cube_exclusive_sum_wide(hi, lo, &mut scratch);
+                total_hi = sum_hi;
+                total_lo = sum_lo;
+            }
+        }
+    }
+
+    let mut row_ok = params_ok && finite;
+    if from_probs {
+        row_ok = row_ok && top_key > KEY_ZERO && !any_negative;
+    }
+    if !row_ok || greedy {
+        if UNIT_POS == 0 {
+            tokens[row] = I::cast_from(argmax);
+            valid[row] = I::cast_from(select(row_ok, 1u32, 0u32));
+        }
+        terminate!();
+    }
+
+    // 2. The candidates of this unit: a contiguous block, weights in registers.
+    let first = unit * per_unit as usize;
+    let mut weights = Array::<u32>::new(per_unit as usize);
+    let mut positions = Array::<u32>::new(per_unit as usize);
+    let mut min_p_ok = 0u32;
+    let mut mine_hi = 0u32;
+    let mut mine_lo = 0u32;
+    #[unroll]
+    for t in 0..per_unit {
+        let j = first + t as usize;
+        let mut weight = 0u32;
+        let mut position = 0u32;
+        if j < kk {
+            let value = f32::cast_from(values[value_base + j * value_stride]);
+            let relative = relative_weight(value, top, row_temperature, from_probs);
+            weight = fixed_weight(relative);
+            if relative >= row_min_p {
+                min_p_ok |= 1u32 << t;
+            }
+            let index = u32::cast_from(indices[index_base + j * index_stride]);
+            position = ((index & 0xFFu32) << 24u32) | (index >> 8u32);
+        }
+        weights[t as usize] = weight;
+        positions[t as usize] = position;
+        let (h, l) = wide_add(mine_hi, mine_lo, 0u32, weight);
+        mine_hi = h;
+        mine_lo = l;
+    }
+    if UNIT_POS == 0 {
+        decision[CUT] = kept;
+    }
+    let (before_hi, before_lo, kept_hi, kept_lo) =
+        cube_exclusive_sum_wide(mine_hi, mine_lo, &mut scratch);
+
+    // Top-p: the shortest prefix whose mass reaches p of the base.
+    let mut cut = kept;
+    if p_active {
+        let fraction = u32::cast_from(row_p * FRACTION_SCALE);
+        let mut base_hi = kept_hi;
+        let mut base_lo = kept_lo;
+        if need_total {
+            base_hi = total_hi;
+            base_lo = total_lo;
+        }
+        let (h, l, round_up) = wide_scale(base_hi, base_lo, fraction);
+        let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
+        let target_hi = h;
+        let target_lo = select(h == 0u32 && l == 0u32, 1u32, l);
+        let mut run_hi = before_hi;
+        let mut run_lo = before_lo;
+        #[unroll]
+        for t in 0..per_unit {
+            let (next_hi, next_lo) = wide_add(run_hi, run_lo, 0u32, weights[t as usize]);
+            if wide_ge(next_hi, next_lo, target_hi, target_lo)
+                && !wide_ge(run_hi, run_lo, target_hi, target_lo)
+            {
+                decision[CUT] = (first + t as usize + 1usize) as u32;
+            }
+            run_hi = next_hi;
+            run_lo = next_lo;
+        }
+        sync_cube();
+        cut = decision[CUT];
+    }
+
+    // Survivors: inside the cut and above min-p.
+    #[unroll]
+    for t in 0..per_unit {
+        let j = first + t as usize;
+        let keep = j < cut as usize && ((min_p_ok >> t) & 1u32) != 0u32;
+        weights[t as usize] = select(keep, weights[t as usize], 0u32);
+    }
+
+    // 4. The draw, by radix select on the position key, weighted by the survivors' mass.
+    let random = philox_first_word(offset_lo, offset_hi, stream, 0u32, key0, key1);
+    let top_position = ((vocab - 1usize) >> 8usize) as u32;
+    let mut prefix = 0u32;
+    let mut mask = 0u32;
+    let mut rem_hi = 0u32;
+    let mut rem_lo = 0u32;
+    for pass in 0u32..4u32 {
+        let shift = 24u32 - 8u32 * pass;
+        if pass == 0u32 || (top_position >> shift) != 0u32 {
+            if unit < DRAW_BINS {
+                mass_lo[unit].store(0u32);
+                mass_hi[unit].store(0u32);
+            }
+            sync_cube();
+            #[unroll]
+            for t in 0..per_unit {
+                let weight = weights[t as usize];
+                let position = positions[t as usize];
+                if weight > 0u32 && (position & mask) == prefix {
+                    let digit = ((position >> shift) & 0xFFu32) as usize;
+                    let old = mass_lo[digit].fetch_add(weight);
+                    // The low word wrapped: carry into the high word.
+                    if weight > 0xFFFF_FFFFu32 - old {
+                        mass_hi[digit].fetch_add(1u32);
+                    }
+                }
+            }
+            sync_cube();
+            let mut bin_hi = 0u32;
+            let mut bin_lo = 0u32;
+            if unit < DRAW_BINS {
+                bin_hi = mass_hi[unit].load();
+                bin_lo = mass_lo[unit].load();
+            }
+            let (at_hi, at_lo, sum_hi, sum_lo) =
+                cube_exclusive_sum_wide(bin_hi, bin_lo, &mut scratch);
+            if pass == 0u32 {
+                // r = floor(random * total / 2^32), as in `sampling_kernel`.
+                let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
+                let (draw_hi, draw_lo) =
+                    wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
+                rem_hi = draw_hi;
+                rem_lo = draw_lo;
+            }
+            let (end_hi, end_lo) = wide_add(at_hi, at_lo, bin_hi, bin_lo);
+            if unit < DRAW_BINS
+                && wide_ge(rem_hi, rem_lo, at_hi, at_lo)
+                && !wide_ge(rem_hi, rem_lo, end_hi, end_lo)
+            {
+                decision[DIGIT] = unit as u32;
+                let (left_hi, left_lo) = wide_sub(rem_hi, rem_lo, at_hi, at_lo);
+                decision[REM_HI] = left_hi;
+                decision[REM_LO] = left_lo;
+            }
+            sync_cube();
+            prefix |= decision[DIGIT] << shift;
+            mask |= 0xFFu32 << shift;
+            rem_hi = decision[REM_HI];
+            rem_lo = decision[REM_LO];
+        }
+    }
+    if UNIT_POS == 0 {
+        tokens[row] = I::cast_from(((prefix & 0x00FF_FFFFu32) << 8u32) | (prefix >> 24u32));
+        valid[row] = I::cast_from(1u32);
+    }
+}
