@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
-# The whole H100 sequence in one device call: CUDA tests, wgpu tests through the NVIDIA Vulkan
-# driver, the top-k bench and torch.topk on the same grid, and the joined table. Logs in $OUT.
-# Needs `.gpu` (../shared/tools/gpu-bundle.sh, plus the wgpu builds as .gpu/wgpu-test-topk and
-# .gpu/wgpu-bench-topk)
-# and `.gl` (the Vulkan loader .deb) carried.
+# The H100 sequence, one mode per device call (each fits the 10-minute limit); logs in $OUT.
+#
+#   bash benches/h100.sh tests      # CUDA test binary (top-k, sampling, autotune), the example,
+#                                   # and the wgpu tests if .gpu/wgpu-test-topk and .gl are carried
+#   bash benches/h100.sh bench      # top-k bench (auto = the autotuner's pick) + torch.topk + table
+#   bash benches/h100.sh autotune   # autotune bench: every candidate next to the pick
+#   bash benches/h100.sh sampling   # sampling bench + torch's composition
+#
+# Needs `.gpu` from ../shared/tools/gpu-bundle.sh (BUNDLE_EXAMPLES=1 for the example; binaries may
+# be gzipped to fit the 64 MiB tree). Set STRATEGIES to time more than `auto` in `bench`.
 set -u
 export CUDA_PATH=/usr/local/cuda
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+for f in .gpu/*.gz; do [[ -e $f ]] && gunzip -f "$f"; done
+chmod +x .gpu/* 2>/dev/null
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
-mode=${1:-all}
-if [[ $mode == all || $mode == tests ]]; then
-  for t in .gpu/test-*; do "$t" --test-threads=1 > "$OUT/$(basename "$t").log" 2>&1; echo "$t rc=$?" >> "$OUT/summary.txt"; done
-  if [[ -x .gpu/wgpu-test-topk ]]; then
-    for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    .gpu/wgpu-test-topk --test-threads=1 > "$OUT/wgpu-test-topk.log" 2>&1; echo "wgpu tests rc=$?" >> "$OUT/summary.txt"
-  fi
-fi
-if [[ $mode == all || $mode == bench ]]; then
-  .gpu/bench-topk --bench --csv "$OUT/ours.csv" > "$OUT/bench-topk.log" 2>&1; echo "bench rc=$?" >> "$OUT/summary.txt"
-  if [[ -x .gpu/wgpu-bench-topk ]]; then
-    .gpu/wgpu-bench-topk --bench --strategies auto,streaming --csv "$OUT/wgpu.csv" > "$OUT/wgpu-bench-topk.log" 2>&1; echo "wgpu bench rc=$?" >> "$OUT/summary.txt"
-  fi
-  python3 benches/torch_topk.py --csv "$OUT/torch.csv" > "$OUT/torch.log" 2>&1; echo "torch rc=$?" >> "$OUT/summary.txt"
-  python3 benches/compare.py "$OUT/ours.csv" "$OUT/torch.csv" > "$OUT/table.md" 2>&1
-fi
-cat "$OUT/summary.txt"
+summary="$OUT/summary.txt"
+mode=${1:-tests}
+case $mode in
+  tests)
+    .gpu/test-topk --test-threads=1 > "$OUT/test-topk.log" 2>&1; echo "cuda tests rc=$?" >> "$summary"
+    if [[ -x .gpu/example-generate ]]; then
+      timeout 60 .gpu/example-generate > "$OUT/example-generate.log" 2>&1; echo "example rc=$?" >> "$summary"
+    fi
+    if [[ -x .gpu/wgpu-test-topk ]]; then
+      for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+      export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+      .gpu/wgpu-test-topk --test-threads=1 > "$OUT/wgpu-test-topk.log" 2>&1; echo "wgpu tests rc=$?" >> "$summary"
+    fi
+    ;;
+  bench)
+    timeout 330 .gpu/bench-topk --bench --strategies "${STRATEGIES:-auto}" --csv "$OUT/ours.csv" > "$OUT/bench-topk.log" 2>&1
+    echo "bench rc=$?" >> "$summary"
+    timeout 200 python3 benches/torch_topk.py --csv "$OUT/torch.csv" > "$OUT/torch.log" 2>&1; echo "torch rc=$?" >> "$summary"
+    python3 benches/compare.py "$OUT/ours.csv" "$OUT/torch.csv" > "$OUT/table.md" 2>&1
+    ;;
+  autotune)
+    timeout 560 .gpu/bench-autotune --bench --csv "$OUT/autotune.csv" > "$OUT/autotune.log" 2>&1
+    echo "autotune bench rc=$?" >> "$summary"
+    ;;
+  sampling)
+    timeout 330 .gpu/bench-sampling --bench --naive-limit-s 0.5 --csv "$OUT/sampling.csv" > "$OUT/bench-sampling.log" 2>&1
+    echo "sampling bench rc=$?" >> "$summary"
+    timeout 200 python3 benches/torch_sampling.py --csv "$OUT/torch-sampling.csv" > "$OUT/torch-sampling.log" 2>&1
+    echo "torch sampling rc=$?" >> "$summary"
+    ;;
+esac
+cat "$summary"
