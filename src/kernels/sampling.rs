@@ -81,6 +81,77 @@ const REMAINDER_LO: usize = 11;
 const TOKEN: usize = 12;
 const DECISION_WORDS: usize = 16;
 
+/// One row's sampling parameters: the batch values, or the row's entries of the per-row tensors
+/// where `per_row` says so, and whether they are in range. Shared by both sampling kernels.
+#[derive(CubeType)]
+pub struct RowParams {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub min_p: f32,
+    /// Philox key and stream: the batch seed and the row, or the row's own seed and stream 0
+    /// (so a row with its own seed draws the same whatever the batch).
+    pub key0: u32,
+    pub key1: u32,
+    pub stream: u32,
+    /// Every parameter in range (written so that NaN fails every test).
+    pub ok: bool,
+}
+
+#[cube]
+impl RowParams {
+    /// Written with explicit comparisons so that NaN fails every test.
+    #[allow(clippy::too_many_arguments, clippy::manual_range_contains)]
+    pub fn read<P: Float, I: Int>(
+        row: usize,
+        per_row: u32,
+        temperature: f32,
+        top_p: f32,
+        min_p: f32,
+        seed_lo: u32,
+        seed_hi: u32,
+        temperatures: &Tensor<P>,
+        top_ps: &Tensor<P>,
+        min_ps: &Tensor<P>,
+        seeds: &Tensor<I>,
+    ) -> RowParams {
+        let mut row_temperature = temperature;
+        if (per_row & PER_ROW_TEMPERATURE) != 0u32 {
+            row_temperature = f32::cast_from(temperatures[row * temperatures.stride(0)]);
+        }
+        let mut row_p = top_p;
+        if (per_row & PER_ROW_TOP_P) != 0u32 {
+            row_p = f32::cast_from(top_ps[row * top_ps.stride(0)]);
+        }
+        let mut row_min_p = min_p;
+        if (per_row & PER_ROW_MIN_P) != 0u32 {
+            row_min_p = f32::cast_from(min_ps[row * min_ps.stride(0)]);
+        }
+        let mut key0 = seed_lo;
+        let mut key1 = seed_hi;
+        let mut stream = row as u32;
+        if (per_row & PER_ROW_SEED) != 0u32 {
+            key0 = u32::cast_from(seeds[row * seeds.stride(0)]);
+            key1 = 0u32;
+            stream = 0u32;
+        }
+        let ok = row_temperature >= 0.0f32
+            && row_temperature <= f32::MAX
+            && row_p > 0.0f32
+            && row_p <= 1.0f32
+            && row_min_p >= 0.0f32
+            && row_min_p <= 1.0f32;
+        RowParams {
+            temperature: row_temperature,
+            top_p: row_p,
+            min_p: row_min_p,
+            key0,
+            key1,
+            stream,
+            ok,
+        }
+    }
+}
+
 /// The value whose order key (largest first) is `key`; the inverse of `order_key` on non-NaN keys.
 #[cube]
 fn value_of_key(key: u32) -> f32 {
@@ -370,38 +441,31 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     let mut reduce = SharedMemory::<i32>::new(cube_dim as usize + 1usize);
 
     // This row's parameters.
-    let mut row_temperature = temperature;
-    if (per_row & PER_ROW_TEMPERATURE) != 0u32 {
-        row_temperature = f32::cast_from(temperatures[row * temperatures.stride(0)]);
-    }
+    let params = RowParams::read::<P, I>(
+        row,
+        per_row,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+    );
+    let row_temperature = params.temperature;
+    let row_p = params.top_p;
+    let row_min_p = params.min_p;
+    let key0 = params.key0;
+    let key1 = params.key1;
+    let stream = params.stream;
+    let params_ok = params.ok;
     let mut row_k = top_k;
     if (per_row & PER_ROW_TOP_K) != 0u32 {
         let k = top_ks[row * top_ks.stride(0)];
         row_k = select(k > I::new(0), u32::cast_from(k), 0u32);
     }
-    let mut row_p = top_p;
-    if (per_row & PER_ROW_TOP_P) != 0u32 {
-        row_p = f32::cast_from(top_ps[row * top_ps.stride(0)]);
-    }
-    let mut row_min_p = min_p;
-    if (per_row & PER_ROW_MIN_P) != 0u32 {
-        row_min_p = f32::cast_from(min_ps[row * min_ps.stride(0)]);
-    }
-    let mut key0 = seed_lo;
-    let mut key1 = seed_hi;
-    let mut stream = row as u32;
-    if (per_row & PER_ROW_SEED) != 0u32 {
-        key0 = u32::cast_from(seeds[row * seeds.stride(0)]);
-        key1 = 0u32;
-        stream = 0u32;
-    }
-    // Written so that NaN fails every test.
-    let params_ok = row_temperature >= 0.0f32
-        && row_temperature <= f32::MAX
-        && row_p > 0.0f32
-        && row_p <= 1.0f32
-        && row_min_p >= 0.0f32
-        && row_min_p <= 1.0f32;
 
     // 1. The largest element (smallest index among equals) and the row's validity.
     let mut best_key = 0u32;

@@ -27,8 +27,8 @@
 use crate::kernels::philox::philox_first_word;
 use crate::kernels::primitives::{linear_unit, order_key};
 use crate::kernels::sampling::{
-    FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, PER_ROW_MIN_P, PER_ROW_SEED,
-    PER_ROW_TEMPERATURE, PER_ROW_TOP_P, cube_max_i32, fixed_weight, relative_weight,
+    FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, RowParams, cube_max_i32, fixed_weight,
+    relative_weight,
 };
 use crate::kernels::wide::{
     cube_exclusive_sum_wide, wide_add, wide_ge, wide_mul, wide_scale, wide_sub,
@@ -170,33 +170,26 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     let mass_hi = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
 
     // This row's parameters, as in `sampling_kernel`.
-    let mut row_temperature = temperature;
-    if (per_row & PER_ROW_TEMPERATURE) != 0u32 {
-        row_temperature = f32::cast_from(temperatures[row * temperatures.stride(0)]);
-    }
-    let mut row_p = top_p;
-    if (per_row & PER_ROW_TOP_P) != 0u32 {
-        row_p = f32::cast_from(top_ps[row * top_ps.stride(0)]);
-    }
-    let mut row_min_p = min_p;
-    if (per_row & PER_ROW_MIN_P) != 0u32 {
-        row_min_p = f32::cast_from(min_ps[row * min_ps.stride(0)]);
-    }
-    let mut key0 = seed_lo;
-    let mut key1 = seed_hi;
-    let mut stream = row as u32;
-    if (per_row & PER_ROW_SEED) != 0u32 {
-        key0 = u32::cast_from(seeds[row * seeds.stride(0)]);
-        key1 = 0u32;
-        stream = 0u32;
-    }
-    // Written so that NaN fails every test.
-    let params_ok = row_temperature >= 0.0f32
-        && row_temperature <= f32::MAX
-        && row_p > 0.0f32
-        && row_p <= 1.0f32
-        && row_min_p >= 0.0f32
-        && row_min_p <= 1.0f32;
+    let params = RowParams::read::<P, I>(
+        row,
+        per_row,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+    );
+    let row_temperature = params.temperature;
+    let row_p = params.top_p;
+    let row_min_p = params.min_p;
+    let key0 = params.key0;
+    let key1 = params.key1;
+    let stream = params.stream;
+    let params_ok = params.ok;
 
     // 1. The first candidate is the row's largest element in the crate's order.
     let top = f32::cast_from(values[value_base]);
