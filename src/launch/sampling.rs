@@ -88,6 +88,60 @@ pub(crate) fn launch<R: CubeRuntime>(
     produced
 }
 
+/// The kernels' per-row parameter tensors and the flags saying which are given. Parameters not
+/// given per row are kernel scalars; their tensor slots get a one-element placeholder (never
+/// read; distinct buffers, since wgpu refuses aliased writable bindings).
+struct ParamSlots<R: CubeRuntime> {
+    temperatures: CubeTensor<R>,
+    top_ks: CubeTensor<R>,
+    top_ps: CubeTensor<R>,
+    min_ps: CubeTensor<R>,
+    seeds: CubeTensor<R>,
+    flags: u32,
+    /// The float type of the per-row parameters (the input's when none is given).
+    param_dtype: DType,
+}
+
+fn param_slots<R: CubeRuntime>(
+    input: &CubeTensor<R>,
+    per_row: PerRowTensors<R>,
+    int_dtype: DType,
+) -> ParamSlots<R> {
+    let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
+        .into_iter()
+        .flatten()
+        .map(|t| t.dtype)
+        .next()
+        .unwrap_or(input.dtype);
+    let mut flags = 0u32;
+    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
+        Some(tensor) => {
+            flags |= flag;
+            tensor
+        }
+        None => empty_device_contiguous_dtype(
+            input.client.clone(),
+            input.device.clone(),
+            [1].into(),
+            dtype,
+        ),
+    };
+    let temperatures = slot(per_row.temperature, PER_ROW_TEMPERATURE, param_dtype);
+    let top_ks = slot(per_row.top_k, PER_ROW_TOP_K, int_dtype);
+    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, param_dtype);
+    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, param_dtype);
+    let seeds = slot(per_row.seed, PER_ROW_SEED, int_dtype);
+    ParamSlots {
+        temperatures,
+        top_ks,
+        top_ps,
+        min_ps,
+        seeds,
+        flags,
+        param_dtype,
+    }
+}
+
 /// Launches the one-launch kernel ([`sampling_kernel`]) into the given outputs (placeholders of one
 /// element for the ones `output` does not write).
 #[allow(clippy::too_many_arguments)]
@@ -102,32 +156,16 @@ fn launch_kernel<R: CubeRuntime>(
     filtered: CubeTensor<R>,
 ) {
     let client = input.client.clone();
-    let device = input.device.clone();
     let rows = input.shape()[0];
-    let empty = |shape: Shape, dtype: DType| {
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape, dtype)
-    };
-    // Parameters not given per row are kernel scalars; their tensor slots get a one-element
-    // placeholder (never read; distinct buffers, since wgpu refuses aliased writable bindings).
-    let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
-        .into_iter()
-        .flatten()
-        .map(|t| t.dtype)
-        .next()
-        .unwrap_or(input.dtype);
-    let mut flags = 0u32;
-    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
-        Some(tensor) => {
-            flags |= flag;
-            tensor
-        }
-        None => empty([1].into(), dtype),
-    };
-    let temperatures = slot(per_row.temperature, PER_ROW_TEMPERATURE, param_dtype);
-    let top_ks = slot(per_row.top_k, PER_ROW_TOP_K, int_dtype);
-    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, param_dtype);
-    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, param_dtype);
-    let seeds = slot(per_row.seed, PER_ROW_SEED, int_dtype);
+    let ParamSlots {
+        temperatures,
+        top_ks,
+        top_ps,
+        min_ps,
+        seeds,
+        flags,
+        param_dtype,
+    } = param_slots(&input, per_row, int_dtype);
 
     let kernel_output = match output {
         None => OUTPUT_TOKENS,
@@ -239,27 +277,16 @@ fn sample_from_top_k<R: CubeRuntime>(
     };
     let (values, indices) = top_k(input.clone(), kept, 1, layout, plan, true, int_dtype);
 
-    let empty = |shape: Shape, dtype: DType| {
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape, dtype)
-    };
-    let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
-        .into_iter()
-        .flatten()
-        .map(|t| t.dtype)
-        .next()
-        .unwrap_or(input.dtype);
-    let mut flags = 0u32;
-    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
-        Some(tensor) => {
-            flags |= flag;
-            tensor
-        }
-        None => empty([1].into(), dtype),
-    };
-    let temperatures = slot(per_row.temperature, PER_ROW_TEMPERATURE, param_dtype);
-    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, param_dtype);
-    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, param_dtype);
-    let seeds = slot(per_row.seed, PER_ROW_SEED, int_dtype);
+    // The fast path only runs with a batch k: no per-row k slot.
+    let ParamSlots {
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+        flags,
+        param_dtype,
+        ..
+    } = param_slots(&input, per_row, int_dtype);
 
     let from_probs = scalars.source == Source::Probabilities;
     let joint = scalars.order == FilterOrder::Joint;
