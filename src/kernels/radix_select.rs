@@ -19,7 +19,7 @@ const RADIX_BINS: usize = 256;
 /// `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the product of the
 /// dimensions after `dim`. `scratch_keys` and `scratch_indices` hold `2 * k` words per row (the sort
 /// ping-pongs between the two halves).
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn radix_select_kernel<F: Float, I: Int>(
     input: &Tensor<F>,

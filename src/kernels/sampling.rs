@@ -391,7 +391,7 @@ fn radix_search<F: Float>(
 ///
 /// Per-row parameters outside their domain (temperature negative, infinite or NaN, p outside
 /// (0, 1], min-p outside [0, 1]) make the row invalid; k ≤ 0 or k ≥ vocab means no top-k.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments, clippy::manual_range_contains)]
 pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     input: &Tensor<F>,

@@ -117,7 +117,7 @@ fn row_pass<F: Float, N: Size>(
 ///
 /// One cube of `cube_dim` units (at least 256) per row; `per_unit` = ceil(`kept` / `cube_dim`),
 /// at most 32.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(
     clippy::too_many_arguments,
     clippy::manual_range_contains,

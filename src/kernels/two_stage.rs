@@ -13,7 +13,7 @@ use cubecl::prelude::*;
 
 /// Stage 1: the top-k of each tile, into `candidate_keys` / `candidate_indices` (k words per
 /// tile, tiles of a row consecutive). Launched with one cube per tile (extra cubes exit).
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn tile_candidates_kernel<F: Float, N: Size>(
     input: &Tensor<Vector<F, N>>,
@@ -75,7 +75,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
 
 /// Stage 2: the sorted top-k of each row from its tiles' candidates (`candidates_per_row`
 /// consecutive entries per row). One cube per row.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     input: &Tensor<Vector<F, N>>,

@@ -180,38 +180,43 @@ fn launch_kernel<R: CubeRuntime>(
     let cubes_x = rows.min(MAX_CUBES_PER_AXIS);
     let cubes_y = rows.div_ceil(cubes_x);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
-    sampling_kernel::launch::<R>(
-        &client,
-        CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
-        CubeDim::new_1d(CUBE_UNITS),
-        input.into_tensor_arg(),
-        temperatures.into_tensor_arg(),
-        top_ks.into_tensor_arg(),
-        top_ps.into_tensor_arg(),
-        min_ps.into_tensor_arg(),
-        seeds.into_tensor_arg(),
-        tokens.into_tensor_arg(),
-        valid.into_tensor_arg(),
-        filtered.into_tensor_arg(),
-        scalars.temperature,
-        top_k,
-        scalars.top_p,
-        scalars.min_p,
-        // −inf as an argument: CUDA cannot reinterpret a constant's bits, and float constants
-        // print as `inf`.
-        f32::NEG_INFINITY,
-        scalars.seed as u32,
-        (scalars.seed >> 32) as u32,
-        scalars.offset as u32,
-        (scalars.offset >> 32) as u32,
-        flags,
-        rows,
-        kernel_output,
-        scalars.source == Source::Probabilities,
-        scalars.order == FilterOrder::Joint,
-        CUBE_UNITS,
-        dtypes,
-    );
+    // SAFETY: the kernel guards its own accesses (every index is bounded by
+    // the row length, k or the per-row flags). A checked launch clamps each load, which makes
+    // the load wait for its data at once (seen in the H100 profile).
+    unsafe {
+        sampling_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+            CubeDim::new_1d(CUBE_UNITS),
+            input.into_tensor_arg(),
+            temperatures.into_tensor_arg(),
+            top_ks.into_tensor_arg(),
+            top_ps.into_tensor_arg(),
+            min_ps.into_tensor_arg(),
+            seeds.into_tensor_arg(),
+            tokens.into_tensor_arg(),
+            valid.into_tensor_arg(),
+            filtered.into_tensor_arg(),
+            scalars.temperature,
+            top_k,
+            scalars.top_p,
+            scalars.min_p,
+            // −inf as an argument: CUDA cannot reinterpret a constant's bits, and float constants
+            // print as `inf`.
+            f32::NEG_INFINITY,
+            scalars.seed as u32,
+            (scalars.seed >> 32) as u32,
+            scalars.offset as u32,
+            (scalars.offset >> 32) as u32,
+            flags,
+            rows,
+            kernel_output,
+            scalars.source == Source::Probabilities,
+            scalars.order == FilterOrder::Joint,
+            CUBE_UNITS,
+            dtypes,
+        )
+    };
 }
 
 /// Vector loads in flight per unit in the candidate kernel's read of the whole row.
@@ -308,36 +313,41 @@ fn sample_from_top_k<R: CubeRuntime>(
     let cubes_x = rows.min(MAX_CUBES_PER_AXIS);
     let cubes_y = rows.div_ceil(cubes_x);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
-    candidate_sampling_kernel::launch::<R>(
-        &client,
-        CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
-        CubeDim::new_1d(cube_dim as u32),
-        width,
-        values.into_tensor_arg(),
-        indices.into_tensor_arg(),
-        input.into_tensor_arg(),
-        temperatures.into_tensor_arg(),
-        top_ps.into_tensor_arg(),
-        min_ps.into_tensor_arg(),
-        seeds.into_tensor_arg(),
-        tokens.into_tensor_arg(),
-        valid.into_tensor_arg(),
-        scalars.temperature,
-        scalars.top_p,
-        scalars.min_p,
-        scalars.seed as u32,
-        (scalars.seed >> 32) as u32,
-        scalars.offset as u32,
-        (scalars.offset >> 32) as u32,
-        flags,
-        rows,
-        kept as u32,
-        from_probs,
-        joint,
-        full_pass,
-        cube_dim as u32,
-        per_unit,
-        ROW_PASS_VECTORS,
-        dtypes,
-    );
+    // SAFETY: the kernel guards its own accesses (every index is bounded by
+    // the row length, k or the per-row flags). A checked launch clamps each load, which makes
+    // the load wait for its data at once (seen in the H100 profile).
+    unsafe {
+        candidate_sampling_kernel::launch_unchecked::<R>(
+            &client,
+            CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+            CubeDim::new_1d(cube_dim as u32),
+            width,
+            values.into_tensor_arg(),
+            indices.into_tensor_arg(),
+            input.into_tensor_arg(),
+            temperatures.into_tensor_arg(),
+            top_ps.into_tensor_arg(),
+            min_ps.into_tensor_arg(),
+            seeds.into_tensor_arg(),
+            tokens.into_tensor_arg(),
+            valid.into_tensor_arg(),
+            scalars.temperature,
+            scalars.top_p,
+            scalars.min_p,
+            scalars.seed as u32,
+            (scalars.seed >> 32) as u32,
+            scalars.offset as u32,
+            (scalars.offset >> 32) as u32,
+            flags,
+            rows,
+            kept as u32,
+            from_probs,
+            joint,
+            full_pass,
+            cube_dim as u32,
+            per_unit,
+            ROW_PASS_VECTORS,
+            dtypes,
+        )
+    };
 }
