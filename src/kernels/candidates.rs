@@ -37,7 +37,9 @@ const IN_BIN: usize = 4;
 const OVERFLOW_ROUND: usize = 5;
 /// The entries a compaction starts from, read once from the atomic counter.
 const ENTRIES: usize = 6;
-const STATE_WORDS: usize = 7;
+/// The last meeting (rounds count from 1) before which some unit still had entries to offer.
+const BUSY_ROUND: usize = 7;
+const STATE_WORDS: usize = 8;
 /// Rank sort (each entry counts the entries that beat it) instead of the bitonic network when
 /// `len² ≤ units × RANK_SORT_WORK`: one barrier instead of log² len.
 const RANK_SORT_WORK: usize = 256;
@@ -86,6 +88,7 @@ impl Candidates {
             state[LO_KEY] = PADDING_KEY;
             state[LO_INDEX] = PADDING_INDEX;
             state[OVERFLOW_ROUND] = 0u32;
+            state[BUSY_ROUND] = 0u32;
             count[0usize].store(0u32);
         }
         // The histogram is zero between digit passes: the digit search clears what it read.
@@ -135,6 +138,27 @@ impl Candidates {
         }
         sync_cube();
         self.state[OVERFLOW_ROUND] == round
+    }
+
+    /// Meeting `round` of a cube whose units offer on their own between meetings (`round` above
+    /// every earlier meeting's, the same in every unit): one cube barrier, then whether some unit
+    /// found the buffer full (`stalled`), and whether some unit has entries left (`busy`). A unit
+    /// may run ahead past a meeting only when nobody stalled and somebody is busy, and it then
+    /// writes a later round: the overflow word is read as "this round exactly" (a later round
+    /// reads "no", the right answer), the busy word as "this round or later" (a later round reads
+    /// "yes", the right answer). After a "yes" overflow the compaction's barriers hold everyone.
+    pub fn meet(&mut self, stalled: bool, busy: bool, round: u32) -> (bool, bool) {
+        if stalled {
+            self.state[OVERFLOW_ROUND] = round;
+        }
+        if busy {
+            self.state[BUSY_ROUND] = round;
+        }
+        sync_cube();
+        (
+            self.state[OVERFLOW_ROUND] == round,
+            self.state[BUSY_ROUND] >= round,
+        )
     }
 
     /// Seeds the threshold of an empty buffer from this unit's first batch (`batch` entries, of

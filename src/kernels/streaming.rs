@@ -9,6 +9,10 @@ use crate::kernels::candidates::{Candidates, write_top_k};
 use crate::kernels::primitives::{is_nan_f32, key_value, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
+/// Batches a unit offers on its own between two cube barriers (fewer barriers keep the loads of
+/// different planes overlapping instead of all waiting at once).
+const WINDOW: u32 = 4;
+
 /// Offers the elements `start..end` of a row (at `base`, `stride` apart) to `candidates`, in
 /// batches of `vectors_per_unit` vectors per unit. With vectors wider than one element the row is
 /// contiguous (`stride` = 1) and `base`, `start` and `end` are multiples of the width.
@@ -16,7 +20,9 @@ use cubecl::prelude::*;
 /// The loads of the next batch are issued before the current one is offered, so two batches are
 /// in flight per unit. With `prime_per_unit > 0` the first batch primes the threshold
 /// ([`Candidates::prime`]) with each unit's best `prime_per_unit` entries, unless the whole range
-/// fits the buffer.
+/// fits the buffer. Then each unit offers up to [`WINDOW`] batches on its own before the cube
+/// meets: a unit that finds the buffer full stops there, keeping what did not fit, and the
+/// meeting compacts the buffer (and raises the threshold) before everyone goes on.
 #[cube]
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn offer_range<F: Float, N: Size>(
@@ -44,102 +50,156 @@ pub fn offer_range<F: Float, N: Size>(
             vectors[v] = input[(base + first * stride) / width];
         }
     }
-    // The current batch as f32 (exact for f16 and bf16): most entries are rejected by one float
-    // compare against the threshold's value, and only the others get an order key.
+    // The batch being offered as f32 (exact for f16 and bf16): most entries are rejected by one
+    // float compare against the threshold's value, and only the others get an order key.
     let mut floats = Array::<f32>::new(batch);
-    let mut round = 1u32;
-    let mut batch_start = start;
-    while batch_start < end {
-        let mut valid = 0u32;
-        #[unroll]
-        for v in 0..vectors_per_unit {
-            let first = batch_start + (v * units + unit) * width;
-            if first < end {
-                let vector = vectors[v];
-                #[unroll]
-                for lane in 0..width {
-                    let j = v * width + lane;
-                    floats[j] = f32::cast_from(vector[lane]);
-                    valid |= 1u32 << (j as u32);
-                }
-            }
-        }
-        // The next batch's loads fly while this batch is offered.
-        let next_start = batch_start + step;
-        #[unroll]
-        for v in 0..vectors_per_unit {
-            let first = next_start + (v * units + unit) * width;
-            if first < end {
-                vectors[v] = input[(base + first * stride) / width];
-            }
-        }
-        if comptime!(prime_per_unit > 0) {
-            if batch_start == start && !candidates.holds(end - start) {
-                let mut keys = Array::<u32>::new(batch);
-                let mut indices = Array::<u32>::new(batch);
-                #[unroll]
-                for v in 0..vectors_per_unit {
-                    #[unroll]
-                    for lane in 0..width {
-                        let j = v * width + lane;
-                        keys[j] = order_key::<f32>(floats[j], largest);
-                        indices[j] = (batch_start + (v * units + unit) * width + lane) as u32;
-                    }
-                }
-                let taken = candidates.prime(&keys, &indices, valid, k, prime_per_unit, batch);
-                valid &= !taken;
-            }
-        }
-        // Offer the batch: a float compare per entry, a key and an exact compare for the few
-        // that pass, an append for those that beat the threshold, one barrier per round; a full
-        // buffer is compacted and the rest offered again.
-        let mut pending = valid;
-        loop {
-            let (lo_key, lo_index) = candidates.threshold();
-            let (lo_value, filter) = key_value(lo_key, largest);
-            let mut overflowed = false;
-            let mut left = 0u32;
+    // `current`: the first element of the batch in `floats`; `next`: of the batch in `vectors`.
+    let mut current = start;
+    let mut next = start;
+    let mut pending = 0u32;
+
+    if comptime!(prime_per_unit > 0) {
+        if !candidates.holds(end - start) {
+            let valid = take_batch::<F, N>(
+                input,
+                &mut vectors,
+                &mut floats,
+                base,
+                stride,
+                next,
+                end,
+                units,
+                vectors_per_unit,
+            );
+            current = next;
+            next += step;
+            let mut keys = Array::<u32>::new(batch);
+            let mut indices = Array::<u32>::new(batch);
             #[unroll]
             for v in 0..vectors_per_unit {
                 #[unroll]
                 for lane in 0..width {
                     let j = v * width + lane;
-                    let bit = 1u32 << (j as u32);
-                    let value = floats[j];
-                    let mut maybe = !filter;
-                    if comptime!(largest) {
-                        maybe = maybe || value >= lo_value || is_nan_f32(value);
-                    } else {
-                        maybe = maybe || value <= lo_value;
-                    }
-                    if (pending & bit) != 0u32 && maybe {
-                        let key = order_key::<f32>(value, largest);
-                        let index = (batch_start + (v * units + unit) * width + lane) as u32;
-                        if key > lo_key || (key == lo_key && index < lo_index) {
-                            if !candidates.push(key, index) {
-                                left |= bit;
-                                overflowed = true;
+                    keys[j] = order_key::<f32>(floats[j], largest);
+                    indices[j] = (current + (v * units + unit) * width + lane) as u32;
+                }
+            }
+            let taken = candidates.prime(&keys, &indices, valid, k, prime_per_unit, batch);
+            pending = valid & !taken;
+        }
+    }
+
+    let mut round = 1u32;
+    loop {
+        // The threshold changes only when the cube meets.
+        let (lo_key, lo_index) = candidates.threshold();
+        let (lo_value, filter) = key_value(lo_key, largest);
+        let mut stalled = false;
+        for _ in 0..WINDOW {
+            if !stalled {
+                if pending == 0u32 && next < end {
+                    pending = take_batch::<F, N>(
+                        input,
+                        &mut vectors,
+                        &mut floats,
+                        base,
+                        stride,
+                        next,
+                        end,
+                        units,
+                        vectors_per_unit,
+                    );
+                    current = next;
+                    next += step;
+                }
+                // A float compare per entry, a key and an exact compare for the few that pass,
+                // an append for those that beat the threshold.
+                let mut left = 0u32;
+                #[unroll]
+                for v in 0..vectors_per_unit {
+                    #[unroll]
+                    for lane in 0..width {
+                        let j = v * width + lane;
+                        let bit = 1u32 << (j as u32);
+                        let value = floats[j];
+                        let mut maybe = !filter;
+                        if comptime!(largest) {
+                            maybe = maybe || value >= lo_value || is_nan_f32(value);
+                        } else {
+                            maybe = maybe || value <= lo_value;
+                        }
+                        if (pending & bit) != 0u32 && maybe {
+                            let key = order_key::<f32>(value, largest);
+                            let index = (current + (v * units + unit) * width + lane) as u32;
+                            if key > lo_key || (key == lo_key && index < lo_index) {
+                                if !candidates.push(key, index) {
+                                    left |= bit;
+                                }
                             }
                         }
                     }
                 }
+                pending = left;
+                stalled = left != 0u32;
             }
-            pending = left;
-            let full = candidates.settle(overflowed, round);
-            round += 1u32;
-            if !full {
-                break;
-            }
-            candidates.compact(k, candidates.half());
         }
-        batch_start = next_start;
+        let busy = pending != 0u32 || next < end;
+        let (full, more) = candidates.meet(stalled, busy, round);
+        round += 1u32;
+        if full {
+            candidates.compact(k, candidates.half());
+        } else if !more {
+            break;
+        }
     }
+}
+
+/// Moves the batch in `vectors` (starting at element `first` of the range) into `floats` and
+/// issues the loads of the batch after it. Returns the bits of the entries that are real.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn take_batch<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    vectors: &mut Array<Vector<F, N>>,
+    floats: &mut Array<f32>,
+    base: usize,
+    stride: usize,
+    first: usize,
+    end: usize,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) -> u32 {
+    let width = input.vector_size();
+    let unit = linear_unit();
+    let mut valid = 0u32;
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        let element = first + (v * units + unit) * width;
+        if element < end {
+            let vector = vectors[v];
+            #[unroll]
+            for lane in 0..width {
+                let j = v * width + lane;
+                floats[j] = f32::cast_from(vector[lane]);
+                valid |= 1u32 << (j as u32);
+            }
+        }
+    }
+    let after = first + units * vectors_per_unit * width;
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        let element = after + (v * units + unit) * width;
+        if element < end {
+            vectors[v] = input[(base + element * stride) / width];
+        }
+    }
+    valid
 }
 
 /// The sorted top-k of each row, one cube of `units` units per row (rows beyond `num_rows`
 /// exit). `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the
 /// product of the dimensions after `dim`.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn streaming_kernel<F: Float, I: Int, N: Size>(
     input: &Tensor<Vector<F, N>>,
