@@ -1,8 +1,9 @@
 //! Times sampling on a grid of shapes, each mode, next to the naive Burn composition.
 //!
-//! `cargo bench --bench sampling -- [--quick] [--csv FILE] [--naive-limit-s 2] [--naive-all]` on the runtime
-//! the features select (CUDA with `--features cuda`, else wgpu). `--quick` (or
-//! `BURN_TOPK_BENCH_QUICK=1`) runs a tiny grid, for CPU adapters such as lavapipe.
+//! `cargo bench --bench sampling -- [--quick] [--csv FILE] [--naive-limit-s 2] [--naive-all]
+//! [--shapes B:V,...] [--modes NAME,...]` on the runtime the features select (CUDA with
+//! `--features cuda`, else wgpu). `--quick` (or `BURN_TOPK_BENCH_QUICK=1`) runs a tiny grid, for
+//! CPU adapters such as lavapipe; `--shapes` and `--modes` narrow the grid (mode names as printed).
 //!
 //! - device: GPU time of one call (`client.profile`, CubeBackend without fusion), median of reps
 //!   after warm-up;
@@ -46,6 +47,8 @@ struct Args {
     csv: Option<String>,
     naive_limit_s: f64,
     naive_all: bool,
+    shapes: Option<Vec<(usize, usize)>>,
+    modes: Option<Vec<String>>,
 }
 
 fn args() -> Args {
@@ -53,12 +56,32 @@ fn args() -> Args {
     let mut csv = None;
     let mut naive_limit_s = 2.0;
     let mut naive_all = false;
+    let mut shapes = None;
+    let mut modes = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--csv" => csv = it.next(),
             "--naive-all" => naive_all = true,
+            "--shapes" => {
+                let list = it.next().expect("--shapes B:V,...");
+                shapes = Some(
+                    list.split(',')
+                        .map(|shape| {
+                            let (b, v) = shape.split_once(':').expect("a shape is B:V");
+                            (
+                                b.parse().expect("B a number"),
+                                v.parse().expect("V a number"),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            "--modes" => {
+                let list = it.next().expect("--modes NAME,...");
+                modes = Some(list.split(',').map(str::to_string).collect())
+            }
             "--naive-limit-s" => {
                 naive_limit_s = it
                     .next()
@@ -73,6 +96,8 @@ fn args() -> Args {
         csv,
         naive_limit_s,
         naive_all,
+        shapes,
+        modes,
     }
 }
 
@@ -194,82 +219,93 @@ fn main() {
     println!(
         "| b | V | mode | device µs | host µs | call + sync µs | one read µs | naive Burn ms |\n|---|---|---|---|---|---|---|---|"
     );
-    for &batch in batches {
-        for &vocab in vocabs {
-            let plain =
-                Tensor::<Plain, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device);
-            let fused = Tensor::<Fused, 2>::from_data(plain.to_data(), &device);
-            let read = {
-                let x = plain.clone();
-                let _ = profile(&device, move || x.max_dim(1));
-                median(
-                    (0..reps)
-                        .map(|_| {
-                            let x = plain.clone();
-                            profile(&device, move || x.max_dim(1))
-                        })
-                        .collect(),
-                )
-            };
-            for ((name, plain_params, top_k, top_p), (_, fused_params, ..)) in
-                modes::<Plain>().into_iter().zip(modes::<Fused>())
+    let grid: Vec<(usize, usize)> = args.shapes.clone().unwrap_or_else(|| {
+        batches
+            .iter()
+            .flat_map(|&b| vocabs.iter().map(move |&v| (b, v)))
+            .collect()
+    });
+    for (batch, vocab) in grid {
+        let plain =
+            Tensor::<Plain, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device);
+        let fused = Tensor::<Fused, 2>::from_data(plain.to_data(), &device);
+        let read = {
+            let x = plain.clone();
+            let _ = profile(&device, move || x.max_dim(1));
+            median(
+                (0..reps)
+                    .map(|_| {
+                        let x = plain.clone();
+                        profile(&device, move || x.max_dim(1))
+                    })
+                    .collect(),
+            )
+        };
+        for ((name, plain_params, top_k, top_p), (_, fused_params, ..)) in
+            modes::<Plain>().into_iter().zip(modes::<Fused>())
+        {
+            if args
+                .modes
+                .as_ref()
+                .is_some_and(|m| !m.iter().any(|m| m == name))
             {
-                let run = |x: Tensor<Plain, 2>, params: SamplingParams<Plain>| {
-                    profile(&device, move || x.sample(&params))
-                };
-                // The first call may autotune the top-k of the fast path: outside the profiler.
-                let _ = plain.clone().sample(&plain_params);
-                Plain::sync(&device).expect("sync");
-                for _ in 0..3 {
-                    run(plain.clone(), plain_params.clone());
-                }
-                let device_us = median(
-                    (0..reps)
-                        .map(|_| run(plain.clone(), plain_params.clone()))
-                        .collect(),
-                );
-                for _ in 0..3 {
-                    let _ = fused.clone().sample(&fused_params);
-                }
+                continue;
+            }
+            let run = |x: Tensor<Plain, 2>, params: SamplingParams<Plain>| {
+                profile(&device, move || x.sample(&params))
+            };
+            // The first call may autotune the top-k of the fast path: outside the profiler.
+            let _ = plain.clone().sample(&plain_params);
+            Plain::sync(&device).expect("sync");
+            for _ in 0..3 {
+                run(plain.clone(), plain_params.clone());
+            }
+            let device_us = median(
+                (0..reps)
+                    .map(|_| run(plain.clone(), plain_params.clone()))
+                    .collect(),
+            );
+            for _ in 0..3 {
+                let _ = fused.clone().sample(&fused_params);
+            }
+            Fused::sync(&device).expect("sync");
+            let (mut host, mut round_trip) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                let start = Instant::now();
+                let tokens = fused.clone().sample(&fused_params);
+                host.push(start.elapsed().as_secs_f64() * 1e6);
                 Fused::sync(&device).expect("sync");
-                let (mut host, mut round_trip) = (Vec::new(), Vec::new());
-                for _ in 0..reps {
+                round_trip.push(start.elapsed().as_secs_f64() * 1e6);
+                drop(tokens);
+            }
+            let (host_us, round_trip_us) = (median(host), median(round_trip));
+            let naive_too_big = batch * vocab > NAIVE_MAX_ELEMENTS && !args.naive_all;
+            let naive_ms = if name == "greedy" || name == "min-p 0.1" || naive_too_big {
+                f64::NAN
+            } else {
+                let time = || {
                     let start = Instant::now();
-                    let tokens = fused.clone().sample(&fused_params);
-                    host.push(start.elapsed().as_secs_f64() * 1e6);
+                    let tokens = naive(fused.clone(), top_k, top_p);
                     Fused::sync(&device).expect("sync");
-                    round_trip.push(start.elapsed().as_secs_f64() * 1e6);
                     drop(tokens);
-                }
-                let (host_us, round_trip_us) = (median(host), median(round_trip));
-                let naive_too_big = batch * vocab > NAIVE_MAX_ELEMENTS && !args.naive_all;
-                let naive_ms = if name == "greedy" || name == "min-p 0.1" || naive_too_big {
-                    f64::NAN
-                } else {
-                    let time = || {
-                        let start = Instant::now();
-                        let tokens = naive(fused.clone(), top_k, top_p);
-                        Fused::sync(&device).expect("sync");
-                        drop(tokens);
-                        start.elapsed().as_secs_f64() * 1e3
-                    };
-                    let first = time();
-                    if first > args.naive_limit_s * 1e3 {
-                        first
-                    } else {
-                        median((0..3).map(|_| time()).collect())
-                    }
+                    start.elapsed().as_secs_f64() * 1e3
                 };
-                println!(
-                    "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {naive_ms:.2} |"
-                );
-                if let Some(f) = csv.as_mut() {
-                    writeln!(
-                        f,
-                        "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{naive_ms:.3}"
-                    )
-                    .unwrap();
+                let first = time();
+                if first > args.naive_limit_s * 1e3 {
+                    first
+                } else {
+                    median((0..3).map(|_| time()).collect())
                 }
+            };
+            println!(
+                "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {naive_ms:.2} |"
+            );
+            if let Some(f) = csv.as_mut() {
+                writeln!(
+                    f,
+                    "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{naive_ms:.3}"
+                )
+                .unwrap();
             }
         }
     }
