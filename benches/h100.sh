@@ -6,6 +6,8 @@
 #   bash benches/h100.sh bench      # top-k bench (auto = the autotuner's pick) + torch.topk + table
 #   bash benches/h100.sh autotune   # autotune bench: every candidate next to the pick
 #   bash benches/h100.sh sampling   # sampling bench + torch's composition
+#   bash benches/h100.sh profile    # ncu stall samples per SASS instruction of one kernel
+#                                   # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
 #
 # Needs `.gpu` from ../shared/tools/gpu-bundle.sh (BUNDLE_EXAMPLES=1 for the example; binaries may
 # be gzipped to fit the 64 MiB tree). Set STRATEGIES to time more than `auto` in `bench`.
@@ -44,6 +46,28 @@ case $mode in
     echo "sampling bench rc=$?" >> "$summary"
     timeout 200 python3 benches/torch_sampling.py --csv "$OUT/torch-sampling.csv" > "$OUT/torch-sampling.log" 2>&1
     echo "torch sampling rc=$?" >> "$summary"
+    ;;
+  profile)
+    shape=${SHAPE:-1:131072:50}
+    timeout 200 ncu --clock-control none --kernel-name "regex:${KERNEL:-streaming}" --launch-skip 40 \
+      --launch-count 1 --set full --warp-sampling-interval 0 --import-source no -o /tmp/prof \
+      .gpu/bench-topk --bench --strategies "${STRATEGY:-streaming}" --shapes "$shape" > "$OUT/ncu.log" 2>&1
+    echo "ncu rc=$?" >> "$summary"
+    ncu --import /tmp/prof.ncu-rep --page details > "$OUT/details.txt" 2>&1
+    ncu --import /tmp/prof.ncu-rep --page source --csv --print-source sass > /tmp/sass.csv 2>&1
+    # Per instruction: address, stall samples, times executed, SASS (the whole listing is large).
+    python3 - > "$OUT/stalls.txt" <<'PY'
+import csv
+rows = list(csv.reader(open('/tmp/sass.csv')))
+h = next(i for i, r in enumerate(rows) if 'Address' in r)
+head = rows[h]
+samples = head.index('Warp Stall Sampling (All Samples)')
+executed = head.index('Instructions Executed')
+source = head.index('Source')
+for r in rows[h + 1:]:
+    if len(r) > samples:
+        print(r[0][-5:], r[samples], r[executed], r[source][:70])
+PY
     ;;
 esac
 cat "$summary"
