@@ -454,13 +454,6 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
         min_ps,
         seeds,
     );
-    let row_temperature = params.temperature;
-    let row_p = params.top_p;
-    let row_min_p = params.min_p;
-    let key0 = params.key0;
-    let key1 = params.key1;
-    let stream = params.stream;
-    let params_ok = params.ok;
     let mut row_k = top_k;
     if (per_row & PER_ROW_TOP_K) != 0u32 {
         let k = top_ks[row * top_ks.stride(0)];
@@ -494,12 +487,12 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     );
     let argmax = u32::reinterpret(0i32 - cube_max_i32(candidate, &mut reduce));
     let any_negative = cube_max_i32(negative, &mut reduce) != 0i32;
-    let mut row_ok = params_ok && top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
+    let mut row_ok = params.ok && top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
     let mut greedy = false;
     if from_probs {
         row_ok = row_ok && top_key > KEY_ZERO && !any_negative;
     } else {
-        greedy = row_temperature == 0.0f32;
+        greedy = params.temperature == 0.0f32;
     }
 
     if !row_ok || greedy {
@@ -535,7 +528,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
 
     // 2. Prefix filters: top-k, then top-p on the top-k survivors (or on the whole row, joint).
     let k_active = row_k > 0u32 && (row_k as usize) < vocab;
-    let p_active = row_p < 1.0f32;
+    let p_active = params.top_p < 1.0f32;
     let mut cut = false;
     let mut cut_key = 0u32;
     let mut cut_ties = 0u32;
@@ -551,7 +544,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             stride,
             vocab,
             top,
-            row_temperature,
+            params.temperature,
             false,
             0u32,
             false,
@@ -578,7 +571,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
         let tie_weight = fixed_weight(relative_weight(
             value_of_key(cut_key),
             top,
-            row_temperature,
+            params.temperature,
             from_probs,
         ));
         let (tie_hi, tie_lo) = wide_mul(cut_ties, tie_weight);
@@ -587,7 +580,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
         kept_lo = l;
     }
     if p_active {
-        let fraction = u32::cast_from(row_p * FRACTION_SCALE);
+        let fraction = u32::cast_from(params.top_p * FRACTION_SCALE);
         let mut target_hi = 0u32;
         let mut target_lo = 0u32;
         if k_active {
@@ -608,7 +601,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             stride,
             vocab,
             top,
-            row_temperature,
+            params.temperature,
             false,
             0u32,
             true,
@@ -631,7 +624,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
         let tie_weight = fixed_weight(relative_weight(
             value_of_key(key),
             top,
-            row_temperature,
+            params.temperature,
             from_probs,
         ));
         let ties = min(
@@ -669,7 +662,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             stride,
             vocab,
             top,
-            row_temperature,
+            params.temperature,
             true,
             cut_key,
             false,
@@ -700,8 +693,8 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     while i < vocab {
         let value = f32::cast_from(input[base + i * stride]);
         let key = order_key::<f32>(value, true);
-        let weight = relative_weight(value, top, row_temperature, from_probs);
-        if survives(key, i as u32, weight, cut, cut_key, last_tie, row_min_p) {
+        let weight = relative_weight(value, top, params.temperature, from_probs);
+        if survives(key, i as u32, weight, cut, cut_key, last_tie, params.min_p) {
             let (h, l) = wide_add(mine_hi, mine_lo, 0u32, fixed_weight(weight));
             mine_hi = h;
             mine_lo = l;
@@ -713,7 +706,14 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
 
     if sample_tokens {
         // The draw: r = floor(random * total / 2^32), uniform over [0, total) to 2^-32.
-        let random = philox_first_word(offset_lo, offset_hi, stream, 0u32, key0, key1);
+        let random = philox_first_word(
+            offset_lo,
+            offset_hi,
+            params.stream,
+            0u32,
+            params.key0,
+            params.key1,
+        );
         let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
         let (draw_hi, draw_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
         let (end_hi, end_lo) = wide_add(before_hi, before_lo, mine_hi, mine_lo);
@@ -742,8 +742,16 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             if j < owned {
                 let value = f32::cast_from(input[base + i * stride]);
                 let key = order_key::<f32>(value, true);
-                let relative = relative_weight(value, top, row_temperature, from_probs);
-                if survives(key, i as u32, relative, cut, cut_key, last_tie, row_min_p) {
+                let relative = relative_weight(value, top, params.temperature, from_probs);
+                if survives(
+                    key,
+                    i as u32,
+                    relative,
+                    cut,
+                    cut_key,
+                    last_tie,
+                    params.min_p,
+                ) {
                     weight = fixed_weight(relative);
                 }
             }
@@ -774,8 +782,8 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             let raw = input[base + i * stride];
             let value = f32::cast_from(raw);
             let key = order_key::<f32>(value, true);
-            let weight = relative_weight(value, top, row_temperature, from_probs);
-            let keep = survives(key, i as u32, weight, cut, cut_key, last_tie, row_min_p);
+            let weight = relative_weight(value, top, params.temperature, from_probs);
+            let keep = survives(key, i as u32, weight, cut, cut_key, last_tie, params.min_p);
             if mask_logits {
                 filtered[out_base + i] = select(keep, raw, F::cast_from(neg_inf));
             } else {

@@ -183,13 +183,6 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         min_ps,
         seeds,
     );
-    let row_temperature = params.temperature;
-    let row_p = params.top_p;
-    let row_min_p = params.min_p;
-    let key0 = params.key0;
-    let key1 = params.key1;
-    let stream = params.stream;
-    let params_ok = params.ok;
 
     // 1. The first candidate is the row's largest element in the crate's order.
     let top = f32::cast_from(values[value_base]);
@@ -198,13 +191,13 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     let finite = top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
     let mut greedy = false;
     if !from_probs {
-        greedy = row_temperature == 0.0f32;
+        greedy = params.temperature == 0.0f32;
     }
-    let p_active = row_p < 1.0f32;
+    let p_active = params.top_p < 1.0f32;
     // Whether the joint top-p needs the whole row's mass (else the candidates' mass is the base).
     let mut need_total = false;
     if joint {
-        need_total = p_active && kk < vocab && params_ok && finite && !greedy;
+        need_total = p_active && kk < vocab && params.ok && finite && !greedy;
     }
 
     // The extra read of the row (3.): probabilities (negative values) or the joint normaliser.
@@ -217,7 +210,7 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
                 input,
                 row,
                 top,
-                row_temperature,
+                params.temperature,
                 need_total,
                 from_probs,
                 cube_dim as usize,
@@ -234,7 +227,7 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         }
     }
 
-    let mut row_ok = params_ok && finite;
+    let mut row_ok = params.ok && finite;
     if from_probs {
         row_ok = row_ok && top_key > KEY_ZERO && !any_negative;
     }
@@ -260,9 +253,9 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         let mut position = 0u32;
         if j < kk {
             let value = f32::cast_from(values[value_base + j * value_stride]);
-            let relative = relative_weight(value, top, row_temperature, from_probs);
+            let relative = relative_weight(value, top, params.temperature, from_probs);
             weight = fixed_weight(relative);
-            if relative >= row_min_p {
+            if relative >= params.min_p {
                 min_p_ok |= 1u32 << t;
             }
             let index = u32::cast_from(indices[index_base + j * index_stride]);
@@ -283,7 +276,7 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     // Top-p: the shortest prefix whose mass reaches p of the base.
     let mut cut = kept;
     if p_active {
-        let fraction = u32::cast_from(row_p * FRACTION_SCALE);
+        let fraction = u32::cast_from(params.top_p * FRACTION_SCALE);
         let mut base_hi = kept_hi;
         let mut base_lo = kept_lo;
         if need_total {
@@ -320,7 +313,14 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     }
 
     // 4. The draw, by radix select on the position key, weighted by the survivors' mass.
-    let random = philox_first_word(offset_lo, offset_hi, stream, 0u32, key0, key1);
+    let random = philox_first_word(
+        offset_lo,
+        offset_hi,
+        params.stream,
+        0u32,
+        params.key0,
+        params.key1,
+    );
     let top_position = ((vocab - 1usize) >> 8usize) as u32;
     let mut prefix = 0u32;
     let mut mask = 0u32;

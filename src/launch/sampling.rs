@@ -7,7 +7,7 @@ use crate::kernels::sampling::{
     PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
 };
 use crate::kernels::sampling_candidates::candidate_sampling_kernel;
-use crate::launch::streaming::vector_width;
+use crate::launch::streaming::{cube_grid, vector_width};
 use crate::launch::{Plan, check_and_plan, processors, top_k};
 use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
@@ -18,8 +18,6 @@ use cubecl::prelude::*;
 /// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
 /// The draw order depends on it, so changing it changes which token a seed gives.
 pub(crate) const CUBE_UNITS: u32 = 256;
-/// The largest cube count per grid dimension that every runtime accepts.
-const MAX_CUBES_PER_AXIS: usize = 65_535;
 
 /// Per-row parameter tensors on a CubeCL device (validated: `[rows]`, dtypes checked).
 pub(crate) struct PerRowTensors<R: CubeRuntime> {
@@ -177,8 +175,6 @@ fn launch_kernel<R: CubeRuntime>(
         .top_k
         .map(|k| k.min(u32::MAX as usize) as u32)
         .unwrap_or(0);
-    let cubes_x = rows.min(MAX_CUBES_PER_AXIS);
-    let cubes_y = rows.div_ceil(cubes_x);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the per-row flags). A checked launch clamps each load, which makes
@@ -186,7 +182,7 @@ fn launch_kernel<R: CubeRuntime>(
     unsafe {
         sampling_kernel::launch_unchecked::<R>(
             &client,
-            CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+            cube_grid(rows),
             CubeDim::new_1d(CUBE_UNITS),
             input.into_tensor_arg(),
             temperatures.into_tensor_arg(),
@@ -310,8 +306,6 @@ fn sample_from_top_k<R: CubeRuntime>(
     } else {
         1
     };
-    let cubes_x = rows.min(MAX_CUBES_PER_AXIS);
-    let cubes_y = rows.div_ceil(cubes_x);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the per-row flags). A checked launch clamps each load, which makes
@@ -319,7 +313,7 @@ fn sample_from_top_k<R: CubeRuntime>(
     unsafe {
         candidate_sampling_kernel::launch_unchecked::<R>(
             &client,
-            CubeCount::Static(cubes_x as u32, cubes_y as u32, 1),
+            cube_grid(rows),
             CubeDim::new_1d(cube_dim as u32),
             width,
             values.into_tensor_arg(),
