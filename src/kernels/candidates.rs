@@ -116,7 +116,7 @@ impl Candidates {
     }
 
     /// Appends one entry (that beats the threshold); `false` when the buffer is full, in which
-    /// case the caller keeps the entry and reports the overflow to [`Candidates::settle`].
+    /// case the caller keeps the entry and reports the overflow to [`Candidates::meet`].
     pub fn push(&mut self, key: u32, index: u32) -> bool {
         let slot = self.count[0usize].fetch_add(1u32) as usize;
         let stored = slot < self.capacity;
@@ -127,26 +127,14 @@ impl Candidates {
         stored
     }
 
-    /// Ends offer round `round` (a number above every earlier round's, the same in every unit):
-    /// one cube barrier, then whether any unit found the buffer full. The flag word holds the
-    /// round of the last overflow, so it never needs clearing: a unit that runs ahead into the
-    /// next round may overwrite it only with a later round, which a slower unit still reading
-    /// this round's answer does not mistake for this round.
-    pub fn settle(&mut self, overflowed: bool, round: u32) -> bool {
-        if overflowed {
-            self.state[OVERFLOW_ROUND] = round;
-        }
-        sync_cube();
-        self.state[OVERFLOW_ROUND] == round
-    }
-
     /// Meeting `round` of a cube whose units offer on their own between meetings (`round` above
     /// every earlier meeting's, the same in every unit): one cube barrier, then whether some unit
-    /// found the buffer full (`stalled`), and whether some unit has entries left (`busy`). A unit
-    /// may run ahead past a meeting only when nobody stalled and somebody is busy, and it then
-    /// writes a later round: the overflow word is read as "this round exactly" (a later round
-    /// reads "no", the right answer), the busy word as "this round or later" (a later round reads
-    /// "yes", the right answer). After a "yes" overflow the compaction's barriers hold everyone.
+    /// found the buffer full (`stalled`), and whether some unit has entries left (`busy`; callers
+    /// that loop until nothing overflows pass `false`). The words hold rounds, so they never need
+    /// clearing. A unit may run ahead past a meeting, and write a later round, only when nobody
+    /// stalled (after a "yes" the compaction's barriers hold everyone): the overflow word is read
+    /// as "this round exactly", so a later round reads "no", the right answer. The busy word is
+    /// read as "this round or later": a unit that ran ahead saw "busy", so "yes" is right.
     pub fn meet(&mut self, stalled: bool, busy: bool, round: u32) -> (bool, bool) {
         if stalled {
             self.state[OVERFLOW_ROUND] = round;
@@ -225,7 +213,7 @@ impl Candidates {
     }
 
     /// Offers this unit's `batch` entries, of which those whose bit is set in `valid` are real,
-    /// as offer round `round` (see [`Candidates::settle`]). Returns when every entry that beats
+    /// as offer round `round` (see [`Candidates::meet`]). Returns when every entry that beats
     /// the threshold is in the buffer, with the next round's number.
     #[allow(clippy::too_many_arguments)]
     pub fn offer(
@@ -259,7 +247,7 @@ impl Candidates {
                     }
                 }
             }
-            let full = self.settle(overflowed, round);
+            let (full, _) = self.meet(overflowed, false, round);
             round += 1u32;
             if !full {
                 break;
