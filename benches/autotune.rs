@@ -20,49 +20,31 @@ use burn_topk::{Strategy, TopKExt, TopKOptions};
 use cubecl::Runtime;
 use std::time::Instant;
 
-#[cfg(feature = "cuda")]
-type Rt = cubecl::cuda::CudaRuntime;
-#[cfg(feature = "cuda")]
-type B = burn_cubecl::CubeBackend<Rt, f32, i32, u8>;
-#[cfg(not(feature = "cuda"))]
-type Rt = cubecl::wgpu::WgpuRuntime;
-#[cfg(not(feature = "cuda"))]
-type B = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
+mod common;
 
-type Device = <Rt as Runtime>::Device;
+use common::{Device, Plain as B, Rt, median, profile};
 
 const SAMPLES: usize = 15;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 /// Median GPU time of one top-k with `strategy`, in µs; `None` when it does not fit.
 fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> Option<f64> {
-    let client = Rt::client(device);
     let options = TopKOptions::largest().with_strategy(strategy);
     input.clone().try_top_k_with(k, 1, options).ok()?;
     for _ in 0..2 {
         let _ = input.clone().top_k_with(k, 1, options);
     }
     let runs = autotune::runs_per_sample(input.shape().num_elements() * input.dtype().size());
-    let mut samples = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
-        let input = input.clone();
-        let (_, duration) = client
-            .profile(
-                move || {
-                    for _ in 0..runs {
-                        let _ = input.clone().top_k_with(k, 1, options);
-                    }
-                },
-                "autotune bench",
-            )
-            .expect("profiling");
-        let ticks = cubecl::future::block_on(duration.resolve());
-        samples.push(ticks.duration().as_secs_f64() * 1e6 / runs as f64);
-    }
+    let samples = (0..SAMPLES)
+        .map(|_| {
+            let input = input.clone();
+            let all = profile(device, move || {
+                for _ in 0..runs {
+                    let _ = input.clone().top_k_with(k, 1, options);
+                }
+            });
+            all / runs as f64
+        })
+        .collect();
     Some(median(samples))
 }
 

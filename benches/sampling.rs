@@ -20,24 +20,17 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 use burn_topk::sampling::{SampleExt, SamplingParams};
-use cubecl::Runtime;
 use std::io::Write;
 use std::time::Instant;
 
-#[cfg(feature = "cuda")]
-type Rt = cubecl::cuda::CudaRuntime;
-#[cfg(feature = "cuda")]
-type Plain = burn_cubecl::CubeBackend<Rt, f32, i32, u8>;
+mod common;
+
+use common::{Device, Plain, median};
+
 #[cfg(feature = "cuda")]
 type Fused = burn::backend::Cuda;
 #[cfg(not(feature = "cuda"))]
-type Rt = cubecl::wgpu::WgpuRuntime;
-#[cfg(not(feature = "cuda"))]
-type Plain = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
-#[cfg(not(feature = "cuda"))]
 type Fused = burn::backend::Wgpu;
-
-type Device = <Rt as Runtime>::Device;
 
 /// The naive path is skipped past this many logits (b = 64, V = 128k) unless `--naive-all`.
 const NAIVE_MAX_ELEMENTS: usize = 64 * 131_072;
@@ -101,11 +94,6 @@ fn args() -> Args {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 /// Whether the device times its own work: CUDA does; wgpu's timestamp queries fail on lavapipe
 /// (now and then, so no probe can tell), so wgpu builds time call + sync instead.
 fn device_timing(_device: &Device) -> bool {
@@ -115,7 +103,6 @@ fn device_timing(_device: &Device) -> bool {
 /// GPU time of the work `work` enqueues, in µs; where the device cannot time it, the wall time of
 /// the work and a sync.
 fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Send) -> f64 {
-    let client = Rt::client(device);
     if !device_timing(device) {
         let start = Instant::now();
         let out = work();
@@ -123,11 +110,7 @@ fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Send) 
         drop(out);
         return start.elapsed().as_secs_f64() * 1e6;
     }
-    let (_, duration) = client
-        .profile(work, "burn-topk sampling bench")
-        .expect("profiling");
-    let ticks = cubecl::future::block_on(duration.resolve());
-    ticks.duration().as_secs_f64() * 1e6
+    common::profile(device, work)
 }
 
 /// The modes of the grid, as (name, params, top-k, top-p) (the last two for the naive path).

@@ -19,16 +19,9 @@ use burn_topk::{Strategy, TopKExt, TopKOptions};
 use cubecl::Runtime;
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "cuda")]
-type Rt = cubecl::cuda::CudaRuntime;
-#[cfg(feature = "cuda")]
-type B = burn_cubecl::CubeBackend<Rt, f32, i32, u8>;
-#[cfg(not(feature = "cuda"))]
-type Rt = cubecl::wgpu::WgpuRuntime;
-#[cfg(not(feature = "cuda"))]
-type B = burn_cubecl::CubeBackend<Rt, f32, i32, u32>;
+mod common;
 
-type Device = <Rt as Runtime>::Device;
+use common::{Device, Plain as B, Rt, median, profile};
 
 struct Args {
     quick: bool,
@@ -99,19 +92,6 @@ fn args() -> Args {
         shapes,
         csv,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// GPU time of `work`, in microseconds.
-fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Send) -> f64 {
-    let client = Rt::client(device);
-    let (_, duration) = client.profile(work, "burn-topk bench").expect("profiling");
-    let ticks = cubecl::future::block_on(duration.resolve());
-    ticks.duration().as_secs_f64() * 1e6
 }
 
 fn sync(device: &Device) {
