@@ -14,7 +14,7 @@
 //! The crate's autotune cache file is deleted first (so every key is tuned here) unless
 //! `--keep-cache`.
 
-use burn::tensor::{DType, Distribution, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use burn_topk::autotune::{self, TuneShape};
 use burn_topk::{Strategy, TopKExt, TopKOptions};
 use cubecl::Runtime;
@@ -92,16 +92,7 @@ fn main() {
         candidates.len()
     );
 
-    let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) = if quick {
-        (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
-    } else {
-        (
-            &[1, 8, 64, 256],
-            &[32 << 10, 128 << 10, 256 << 10, 1 << 20],
-            &[1, 50, 256, 1024, 4096],
-            &[DType::F32, DType::BF16],
-        )
-    };
+    let (batches, vocabs, ks, dtypes) = common::grid(quick);
 
     let mut header = String::from(
         "| dtype | b | V | k | tune ms | pick | pick µs | best | best µs | pick/best |",

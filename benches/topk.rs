@@ -140,17 +140,7 @@ fn main() {
             groups
         }
         None => {
-            let (batches, vocabs, ks, dtypes): (&[usize], &[usize], &[usize], &[DType]) =
-                if args.quick {
-                    (&[1, 8], &[32 << 10], &[1, 50, 256], &[DType::F32])
-                } else {
-                    (
-                        &[1, 8, 64, 256],
-                        &[32 << 10, 128 << 10, 256 << 10, 1 << 20],
-                        &[1, 50, 256, 1024, 4096],
-                        &[DType::F32, DType::BF16],
-                    )
-                };
+            let (batches, vocabs, ks, dtypes) = common::grid(args.quick);
             let mut groups = Vec::new();
             for &dtype in dtypes {
                 for &batch in batches {
