@@ -40,6 +40,9 @@ const ENTRIES: usize = 6;
 /// The last meeting (rounds count from 1) before which some unit still had entries to offer.
 const BUSY_ROUND: usize = 7;
 const STATE_WORDS: usize = 8;
+/// Words after the digit search's 256 counts for the totals of their planes (planes of 4 lanes
+/// or more).
+const PLANE_TOTALS: usize = BINS / 4;
 /// Rank sort (each entry counts the entries that beat it) instead of the bitonic network when
 /// `len² ≤ units × RANK_SORT_WORK`: one barrier instead of log² len.
 const RANK_SORT_WORK: usize = 256;
@@ -54,7 +57,7 @@ pub const PADDING_KEY: u32 = 0;
 
 /// Shared-memory bytes a [`Candidates`] buffer of `capacity` entries needs in a cube of `units`.
 pub fn shared_bytes(capacity: usize, units: usize) -> usize {
-    4 * (2 * capacity + 1 + BINS * COPIES + STATE_WORDS + units + 1)
+    4 * (2 * capacity + 1 + BINS * COPIES + STATE_WORDS + units + 1 + PLANE_TOTALS)
 }
 
 /// The candidate buffer of one cube. Every unit of the cube must call every method (they
@@ -104,7 +107,7 @@ impl Candidates {
             count,
             histogram,
             state,
-            scan: SharedMemory::new(units + 1usize),
+            scan: SharedMemory::new(units + 1usize + PLANE_TOTALS),
             capacity,
             units,
         }
@@ -494,44 +497,38 @@ impl Candidates {
 
     /// After a histogram pass: the digit of the bin, counted from the top, that holds the
     /// `remaining`-th entry, the entries in the bins above it, and the entries in it. A unit per
-    /// bin sums (and clears, for the next pass) its copies into plain shared memory; then the
-    /// first plane scans the 256 counts (each lane a run of them) and publishes the answer. Two
-    /// barriers, and no unit issues more than 16 atomics (each is a read-modify-write on CUDA).
+    /// bin sums (and clears, for the next pass) its copies and scans them within its plane; after
+    /// a barrier each adds the totals of the planes before its own and the one whose bin holds
+    /// the entry publishes it. Two barriers, no serial walk over the bins, and no unit issues more
+    /// than 16 atomics (each is a read-modify-write on CUDA).
     fn find_digit(&mut self, remaining: u32) -> (u32, u32, u32) {
         let unit = linear_unit();
+        let lanes = PLANE_DIM as usize;
+        let mut count = 0u32;
+        let mut above = 0u32;
         if unit < BINS {
             // Rank `unit` from the top is bin `BINS - 1 - unit`.
             let bin = BINS - 1usize - unit;
-            let mut count = 0u32;
             #[unroll]
             for copy in 0..COPIES {
                 count += self.histogram[bin * COPIES + copy].load();
                 self.histogram[bin * COPIES + copy].store(0u32);
             }
-            self.scan[unit] = count;
+            let inclusive = plane_inclusive_sum(count);
+            above = inclusive - count;
+            if UNIT_POS_PLANE == PLANE_DIM - 1 {
+                self.scan[BINS + unit / lanes] = inclusive;
+            }
         }
         sync_cube();
-        if PLANE_POS == 0 {
-            let lanes = PLANE_DIM as usize;
-            let per_lane = (BINS - 1usize) / lanes + 1usize;
-            let lo = min(UNIT_POS_PLANE as usize * per_lane, BINS);
-            let hi = min(lo + per_lane, BINS);
-            let mut sum = 0u32;
-            for rank in lo..hi {
-                sum += self.scan[rank];
+        if unit < BINS {
+            for plane in 0..unit / lanes {
+                above += self.scan[BINS + plane];
             }
-            let inclusive = plane_inclusive_sum(sum);
-            let mut above = inclusive - sum;
-            if above < remaining && remaining <= inclusive {
-                for rank in lo..hi {
-                    let count = self.scan[rank];
-                    if above < remaining && remaining <= above + count {
-                        self.state[DIGIT] = (BINS - 1usize - rank) as u32;
-                        self.state[ABOVE] = above;
-                        self.state[IN_BIN] = count;
-                    }
-                    above += count;
-                }
+            if above < remaining && remaining <= above + count {
+                self.state[DIGIT] = (BINS - 1usize - unit) as u32;
+                self.state[ABOVE] = above;
+                self.state[IN_BIN] = count;
             }
         }
         sync_cube();
