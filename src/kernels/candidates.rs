@@ -8,19 +8,20 @@
 //! whichever cube or batch computes it.
 //!
 //! Offering a batch appends the entries that beat the threshold, with one cube barrier per batch.
-//! When the buffer overflows, it is compacted: a radix select over the buffer (8-bit digits, a
-//! shared-memory histogram per pass, two barriers per pass) narrows the k-th entry only until at
-//! most half the buffer survives, and the survivors' lower bound becomes the new threshold. The
-//! final compaction runs to the exact k-th entry, cutting ties by index. Entries that overflowed
-//! wait in their unit's registers and are offered again after the compaction, so nothing is lost
-//! and the capacity is independent of the batch size.
+//! When the buffer overflows, it is compacted: a radix select over the buffer (256 bins per pass
+//! over the range of keys still in question, starting from the buffer's own smallest and largest
+//! key; a shared-memory histogram per pass, two barriers per pass) narrows the k-th entry only
+//! until at most half the buffer survives, and the survivors' lower bound becomes the new
+//! threshold. The final compaction runs to the exact k-th entry, cutting ties by index. Entries
+//! that overflowed wait in their unit's registers and are offered again after the compaction, so
+//! nothing is lost and the capacity is independent of the batch size.
 //!
 //! A fresh buffer accepts everything, so the first batch of a row would overflow it many times.
 //! [`Candidates::prime`] avoids that: each unit puts its best few entries of the first batch in
 //! the buffer, and a compaction of those sets the threshold (any k entries of the row bound its
 //! k-th best from below) before the rest of the batch is offered.
 
-use crate::kernels::primitives::{cube_exclusive_sum, linear_unit};
+use crate::kernels::primitives::{cube_exclusive_sum, key_value, linear_unit};
 use cubecl::prelude::*;
 
 const BINS: usize = 256;
@@ -276,35 +277,51 @@ impl Candidates {
         let n = self.state[ENTRIES];
         let len = n as usize;
 
-        // The k-th key, 8 bits at a time from the top, only until few enough entries survive.
-        let mut prefix = 0u32;
-        let mut mask = 0u32;
+        // The k-th key, 8 bits of the range `[base, base + span]` that holds it at a time, only
+        // until few enough entries survive. The first range is the buffer's own: its keys share
+        // their top bits, so digits of the key itself would put every entry in one bin for the
+        // first passes, and those bins' atomics would all hit one word.
+        let mut base = 0u32;
+        let mut span = 0u32;
         let mut remaining = k;
         let mut above_total = 0u32;
         let mut retained = n;
-        let mut shift = 32u32;
-        while shift > 0u32 && retained > target {
-            shift -= 8u32;
+        if n > target {
+            let (lo, hi) = self.key_range(len);
+            base = lo;
+            span = hi - lo;
+        }
+        while span > 0u32 && retained > target {
+            let bits = 32u32 - span.leading_zeros();
+            let mut shift = 0u32;
+            if bits > 8u32 {
+                shift = bits - 8u32;
+            }
             let mut j = unit;
             while j < len {
                 let key = self.keys[j];
-                if (key & mask) == prefix {
-                    let bin = ((key >> shift) & 0xFFu32) as usize;
-                    self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
+                if key >= base {
+                    let offset = key - base;
+                    if offset <= span {
+                        let bin = (offset >> shift) as usize;
+                        self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
+                    }
                 }
                 j += units;
             }
             sync_cube();
             let (digit, above, in_bin) = self.find_digit(remaining);
-            prefix |= digit << shift;
-            mask |= 0xFFu32 << shift;
+            base += digit << shift;
+            span = min(span - (digit << shift), (1u32 << shift) - 1u32);
             remaining -= above;
             above_total += above;
             retained = above_total + in_bin;
         }
+        let prefix = base;
 
-        // `prefix` is now the exact k-th key, but more entries equal it than may stay: keep the
-        // `remaining` with the smallest indices (the largest inverted index, digit by digit).
+        // `prefix` is now the exact k-th key (`span` = 0), but more entries equal it than may stay:
+        // keep the `remaining` with the smallest indices (the largest inverted index, digit by
+        // digit).
         let mut lo_index = u32::cast_from(PADDING_INDEX);
         if retained > target {
             let mut index_prefix = 0u32;
@@ -356,7 +373,10 @@ impl Candidates {
         }
         if UNIT_POS == 0 {
             self.count[0usize].store(total);
-            if n > target {
+            // Never lower the threshold (it only bounds the k-th best of everything offered).
+            let old_key = self.state[LO_KEY];
+            let old_index = self.state[LO_INDEX];
+            if n > target && (prefix > old_key || (prefix == old_key && lo_index < old_index)) {
                 self.state[LO_KEY] = prefix;
                 self.state[LO_INDEX] = lo_index;
             }
@@ -495,6 +515,42 @@ impl Candidates {
         self.indices[j]
     }
 
+    /// The smallest and the largest of the first `len` keys (one barrier). Each plane reduces
+    /// its units' keys, the planes' results go to `scan`, and every plane reduces those again, so
+    /// no unit waits on another's serial work. `plane_max` runs on `i32` with the top bit
+    /// flipped, which orders like `u32` (lavapipe's `plane_max` on `u32` compares as signed).
+    fn key_range(&mut self, len: usize) -> (u32, u32) {
+        let planes = (CUBE_DIM / PLANE_DIM) as usize;
+        let lanes = PLANE_DIM as usize;
+        let mut hi = 0u32;
+        let mut lo_inverted = 0u32;
+        let mut j = linear_unit();
+        while j < len {
+            let key = self.keys[j];
+            hi = max(hi, key);
+            lo_inverted = max(lo_inverted, !key);
+            j += self.units;
+        }
+        let plane_hi = plane_max(i32::reinterpret(hi ^ 0x8000_0000u32));
+        let plane_lo = plane_max(i32::reinterpret(lo_inverted ^ 0x8000_0000u32));
+        if UNIT_POS_PLANE == 0 {
+            self.scan[PLANE_POS as usize] = u32::reinterpret(plane_hi);
+            self.scan[planes + PLANE_POS as usize] = u32::reinterpret(plane_lo);
+        }
+        sync_cube();
+        let mut cube_hi = i32::reinterpret(0x8000_0000u32);
+        let mut cube_lo = i32::reinterpret(0x8000_0000u32);
+        let mut plane = UNIT_POS_PLANE as usize;
+        while plane < planes {
+            cube_hi = max(cube_hi, i32::reinterpret(self.scan[plane]));
+            cube_lo = max(cube_lo, i32::reinterpret(self.scan[planes + plane]));
+            plane += lanes;
+        }
+        let hi = u32::reinterpret(plane_max(cube_hi)) ^ 0x8000_0000u32;
+        let lo = !(u32::reinterpret(plane_max(cube_lo)) ^ 0x8000_0000u32);
+        (lo, hi)
+    }
+
     /// After a histogram pass: the digit of the bin, counted from the top, that holds the
     /// `remaining`-th entry, the entries in the bins above it, and the entries in it. A unit per
     /// bin sums (and clears, for the next pass) its copies and scans them within its plane; after
@@ -537,8 +593,8 @@ impl Candidates {
 }
 
 /// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
-/// into the contiguous outputs (consecutive results `inner` apart), values read again from the
-/// input so they keep their exact bits. A small buffer (the usual case once the threshold is
+/// into the contiguous outputs (consecutive results `inner` apart), values taken from their keys
+/// (read again from the input where the key lost bits: NaN payloads, −0.0). A small buffer (the usual case once the threshold is
 /// primed) is ranked whole instead, with no compaction: the entries ranked below k are the top-k
 /// (the buffer holds every entry at or above the threshold, so at least k).
 #[cube]
@@ -553,6 +609,7 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     indices: &mut Tensor<I>,
     row: usize,
     inner: usize,
+    #[comptime] largest: bool,
     #[comptime] units: usize,
 ) {
     let entries = candidates.entries();
@@ -578,8 +635,20 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
         }
         if rank < k_len {
             let index = candidates.index(j) as usize;
-            let position = base + index * stride;
-            values[out_row + rank * inner] = input[position / width][position % width];
+            // The key gives the value back exactly, except a NaN's payload and a zero's sign,
+            // which the key canonicalises: only those are read again from the input.
+            let key = candidates.key(j);
+            let (value, not_nan) = key_value(key, largest);
+            let mut zero_key = 0x8000_0000u32;
+            if !largest {
+                zero_key = !zero_key;
+            }
+            if not_nan && key != zero_key {
+                values[out_row + rank * inner] = F::cast_from(value);
+            } else {
+                let position = base + index * stride;
+                values[out_row + rank * inner] = input[position / width][position % width];
+            }
             indices[out_row + rank * inner] = I::cast_from(index);
         }
         j += units;

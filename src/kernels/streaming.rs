@@ -247,6 +247,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         indices,
         row,
         inner,
+        largest,
         units,
     );
 }

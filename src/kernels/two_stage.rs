@@ -88,6 +88,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     num_rows: usize,
     inner: usize,
     candidates_per_row: usize,
+    #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] entries_per_unit: usize,
     #[comptime] capacity: usize,
@@ -150,6 +151,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         indices,
         row,
         inner,
+        largest,
         units,
     );
 }

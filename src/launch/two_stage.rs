@@ -91,6 +91,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             layout.rows,
             layout.inner,
             per_row,
+            largest,
             config.merge.units,
             config.merge.batch,
             config.merge.capacity,
