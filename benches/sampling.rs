@@ -5,12 +5,15 @@
 //! `--features cuda`, else wgpu). `--quick` (or `BURN_TOPK_BENCH_QUICK=1`) runs a tiny grid, for
 //! CPU adapters such as lavapipe; `--shapes` and `--modes` narrow the grid (mode names as printed).
 //!
-//! - device: GPU time of one call (`client.profile`, CubeBackend without fusion), median of reps
-//!   after warm-up;
+//! - device: GPU time of one call (`client.profile`, CubeBackend without fusion): calls queued
+//!   behind a busy kernel so the host's launch gaps are hidden, minus the busy kernel alone, per
+//!   call, median of samples after warm-up (the top-k bench's method); inputs rotate over copies
+//!   totalling at least 128 MiB, so no call reads its logits hot from L2;
 //! - host: wall time for the call to return on the fused backend users run (`burn::backend::Cuda`
 //!   or `Wgpu`), median; round trip: the call plus a device sync, median;
-//! - read: GPU time of one max over the logits (one read of them): the target is
-//!   top-k + top-p within 2× that at b = 64, V = 128k;
+//! - one read: the logits' bytes at the measured copy bandwidth (the time a read of them takes
+//!   at full speed), and, beside it, the GPU time of Burn's `max_dim` over them (timed like the
+//!   modes). The target is top-k + top-p within 2× one read at b = 64, V = 128k;
 //! - naive: softmax, sort, top-k/top-p masks with cumsum, renormalise, `categorical`, on the fused
 //!   backend, call + sync; Burn sorts through the host and its cumsum is quadratic, so one
 //!   warm-up call that takes longer than `--naive-limit-s` seconds is reported alone, and shapes
@@ -100,17 +103,27 @@ fn device_timing(_device: &Device) -> bool {
     cfg!(feature = "cuda")
 }
 
-/// GPU time of the work `work` enqueues, in µs; where the device cannot time it, the wall time of
-/// the work and a sync.
-fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Send) -> f64 {
+/// Device time of one call, µs (see the module docs); where the device cannot time its work, the
+/// median wall time of a call and a sync.
+fn per_call(
+    device: &Device,
+    busy: &common::Busy,
+    samples: usize,
+    mut call: impl FnMut() + Send,
+) -> f64 {
     if !device_timing(device) {
-        let start = Instant::now();
-        let out = work();
-        Plain::sync(device).expect("sync");
-        drop(out);
-        return start.elapsed().as_secs_f64() * 1e6;
+        return median(
+            (0..samples)
+                .map(|_| {
+                    let start = Instant::now();
+                    call();
+                    Plain::sync(device).expect("sync");
+                    start.elapsed().as_secs_f64() * 1e6
+                })
+                .collect(),
+        );
     }
-    common::profile(device, work)
+    busy.per_call(device, 10, samples, call)
 }
 
 /// The modes of the grid, as (name, params, top-k, top-p) (the last two for the naive path).
@@ -181,8 +194,10 @@ fn main() {
     let (batches, vocabs, reps): (&[usize], &[usize], usize) = if args.quick {
         (&[1, 4], &[1000, 4096], 5)
     } else {
-        (&[1, 64, 256], &[32_768, 131_072], 25)
+        (&[1, 64, 256], &[32_768, 131_072], 9)
     };
+    let busy = common::Busy::new(&device, args.quick);
+    println!("copy bandwidth: {:.0} GB/s", busy.copy_gbps());
     if !device_timing(&device) {
         println!(
             "this device cannot time its own work: 'device µs' is the wall time of call + sync"
@@ -195,12 +210,12 @@ fn main() {
     if let Some(f) = csv.as_mut() {
         writeln!(
             f,
-            "batch,vocab,mode,device_us,host_us,round_trip_us,read_us,naive_ms"
+            "batch,vocab,mode,device_us,host_us,round_trip_us,read_us,max_dim_us,naive_ms"
         )
         .unwrap();
     }
     println!(
-        "| b | V | mode | device µs | host µs | call + sync µs | one read µs | naive Burn ms |\n|---|---|---|---|---|---|---|---|"
+        "| b | V | mode | device µs | host µs | call + sync µs | one read µs | device / one read | max_dim µs | naive Burn ms |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     let grid: Vec<(usize, usize)> = args.shapes.clone().unwrap_or_else(|| {
         batches
@@ -209,20 +224,27 @@ fn main() {
             .collect()
     });
     for (batch, vocab) in grid {
-        let plain =
-            Tensor::<Plain, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device);
+        let bytes = batch * vocab * 4;
+        let copies = (128usize << 20).div_ceil(bytes).clamp(1, 64);
+        let all = Tensor::<Plain, 2>::random(
+            [copies * batch, vocab],
+            Distribution::Normal(0.0, 3.0),
+            &device,
+        );
+        let inputs: Vec<Tensor<Plain, 2>> = (0..copies)
+            .map(|c| all.clone().narrow(0, c * batch, batch))
+            .collect();
+        let plain = inputs[0].clone();
         let fused = Tensor::<Fused, 2>::from_data(plain.to_data(), &device);
-        let read = {
-            let x = plain.clone();
-            let _ = profile(&device, move || x.max_dim(1));
-            median(
-                (0..reps)
-                    .map(|_| {
-                        let x = plain.clone();
-                        profile(&device, move || x.max_dim(1))
-                    })
-                    .collect(),
-            )
+        let read = busy.read_us(bytes);
+        let max_dim = {
+            let mut next = 0usize;
+            let mut call = || {
+                let _ = inputs[next % copies].clone().max_dim(1);
+                next += 1;
+            };
+            call();
+            per_call(&device, &busy, reps, &mut call)
         };
         for ((name, plain_params, top_k, top_p), (_, fused_params, ..)) in
             modes::<Plain>().into_iter().zip(modes::<Fused>())
@@ -234,20 +256,18 @@ fn main() {
             {
                 continue;
             }
-            let run = |x: Tensor<Plain, 2>, params: SamplingParams<Plain>| {
-                profile(&device, move || x.sample(&params))
-            };
-            // The first call may autotune the top-k of the fast path: outside the profiler.
+            // The first call may autotune the top-k of the fast path: outside the timing.
             let _ = plain.clone().sample(&plain_params);
             Plain::sync(&device).expect("sync");
+            let mut next = 0usize;
+            let mut call = || {
+                let _ = inputs[next % copies].clone().sample(&plain_params);
+                next += 1;
+            };
             for _ in 0..3 {
-                run(plain.clone(), plain_params.clone());
+                call();
             }
-            let device_us = median(
-                (0..reps)
-                    .map(|_| run(plain.clone(), plain_params.clone()))
-                    .collect(),
-            );
+            let device_us = per_call(&device, &busy, reps, &mut call);
             for _ in 0..3 {
                 let _ = fused.clone().sample(&fused_params);
             }
@@ -281,12 +301,13 @@ fn main() {
                 }
             };
             println!(
-                "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {naive_ms:.2} |"
+                "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {:.2} | {max_dim:.1} | {naive_ms:.2} |",
+                device_us / read
             );
             if let Some(f) = csv.as_mut() {
                 writeln!(
                     f,
-                    "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{naive_ms:.3}"
+                    "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{max_dim:.2},{naive_ms:.3}"
                 )
                 .unwrap();
             }

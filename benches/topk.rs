@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Device, Plain as B, Rt, median, profile};
+use common::{Device, Plain as B, Rt};
 
 struct Args {
     quick: bool,
@@ -112,19 +112,12 @@ fn main() {
         hw.num_streaming_multiprocessors
     );
 
-    // The busy kernel, and the copy bandwidth it measures: read + write of the buffer.
-    let busy_len: usize = if args.quick { 1 << 20 } else { 1 << 28 };
-    let busy_input = Tensor::<B, 1>::random([busy_len], Distribution::Default, &device);
-    let busy = || {
-        let _ = busy_input.clone().mul_scalar(1.0);
-    };
-    busy();
-    sync(&device);
-    let busy_us = median((0..5).map(|_| profile(&device, busy)).collect());
-    let copy_gbps = (2 * 4 * busy_len) as f64 / busy_us / 1e3;
+    let busy = common::Busy::new(&device, args.quick);
+    let copy_gbps = busy.copy_gbps();
     println!(
-        "copy bandwidth: {copy_gbps:.0} GB/s ({busy_us:.0} µs to copy {} MiB)",
-        (4 * busy_len) >> 20
+        "copy bandwidth: {copy_gbps:.0} GB/s ({:.0} µs to copy {} MiB)",
+        busy.alone_us,
+        if args.quick { 4 } else { 1024 }
     );
 
     // (dtype, batch, vocab, ks) groups: the grid, or the listed shapes.
@@ -196,18 +189,7 @@ fn main() {
                             call();
                         }
                         sync(&device);
-                        let mut with = Vec::new();
-                        let mut alone = Vec::new();
-                        for _ in 0..samples {
-                            with.push(profile(&device, || {
-                                busy();
-                                for _ in 0..calls {
-                                    call();
-                                }
-                            }));
-                            alone.push(profile(&device, busy));
-                        }
-                        let device_us = ((median(with) - median(alone)) / calls as f64).max(0.0);
+                        let device_us = busy.per_call(&device, calls, samples, &mut call);
                         let loops = if heavy { 5 } else { 50 };
                         sync(&device);
                         let start = Instant::now();

@@ -1,7 +1,8 @@
 //! What the bench binaries share: the runtime the features select, its plain CubeCL backend, the
-//! median, and GPU timing through `client.profile`.
+//! median, and GPU timing through `client.profile`, with the host's launch gaps hidden behind a
+//! busy kernel.
 
-use burn::tensor::DType;
+use burn::tensor::{DType, Distribution, Tensor};
 use cubecl::Runtime;
 
 #[cfg(feature = "cuda")]
@@ -28,6 +29,71 @@ pub fn profile<O: Send + 'static>(device: &Device, work: impl FnOnce() -> O + Se
     let (_, duration) = client.profile(work, "burn-topk bench").expect("profiling");
     let ticks = cubecl::future::block_on(duration.resolve());
     ticks.duration().as_secs_f64() * 1e6
+}
+
+/// A copy of a large buffer that keeps the GPU busy while the host queues the calls to time
+/// behind it: the GPU then runs them back to back, and the host's own time per call (launch
+/// preparation, about 10 µs per CubeCL launch on CUDA) is not counted as device time. Also
+/// measures the copy bandwidth, the yardstick for "one read".
+pub struct Busy {
+    input: Tensor<Plain, 1>,
+    /// GPU time of the busy kernel alone, µs (median).
+    pub alone_us: f64,
+}
+
+#[allow(dead_code)]
+impl Busy {
+    /// A busy kernel over 1 GiB (4 MiB with `quick`, for CPU adapters), about 0.7 ms on an H100.
+    pub fn new(device: &Device, quick: bool) -> Self {
+        let len: usize = if quick { 1 << 20 } else { 1 << 28 };
+        let input = Tensor::<Plain, 1>::random([len], Distribution::Default, device);
+        let mut busy = Busy {
+            input,
+            alone_us: 0.0,
+        };
+        busy.launch();
+        <Plain as burn::tensor::backend::Backend>::sync(device).expect("sync");
+        busy.alone_us = median((0..5).map(|_| profile(device, || busy.launch())).collect());
+        busy
+    }
+
+    /// Queues the busy kernel.
+    pub fn launch(&self) {
+        let _ = self.input.clone().mul_scalar(1.0);
+    }
+
+    /// The measured copy bandwidth, GB/s (the busy kernel reads and writes its buffer).
+    pub fn copy_gbps(&self) -> f64 {
+        (2 * 4 * self.input.shape().num_elements()) as f64 / self.alone_us / 1e3
+    }
+
+    /// µs to read `bytes` once at the copy bandwidth.
+    pub fn read_us(&self, bytes: usize) -> f64 {
+        bytes as f64 / self.copy_gbps() / 1e3
+    }
+
+    /// Device time of one `call`, µs: the GPU time of `calls` calls queued behind the busy
+    /// kernel, minus the busy kernel alone (timed in between), over `calls`; median of `samples`.
+    pub fn per_call(
+        &self,
+        device: &Device,
+        calls: usize,
+        samples: usize,
+        mut call: impl FnMut() + Send,
+    ) -> f64 {
+        let mut with = Vec::new();
+        let mut alone = Vec::new();
+        for _ in 0..samples {
+            with.push(profile(device, || {
+                self.launch();
+                for _ in 0..calls {
+                    call();
+                }
+            }));
+            alone.push(profile(device, || self.launch()));
+        }
+        ((median(with) - median(alone)) / calls as f64).max(0.0)
+    }
 }
 
 /// The kernels issue's grid as (batches, row lengths, k, dtypes); `quick` is a tiny one for CPU
