@@ -17,9 +17,9 @@
 //! nothing is lost and the capacity is independent of the batch size.
 //!
 //! A fresh buffer accepts everything, so the first batch of a row would overflow it many times.
-//! [`Candidates::prime`] avoids that: each unit puts its best few entries of the first batch in
-//! the buffer, and a compaction of those sets the threshold (any k entries of the row bound its
-//! k-th best from below) before the rest of the batch is offered.
+//! [`Candidates::prime`] avoids that: each unit's best few entries of the first batch go through
+//! one histogram pass over their range, whose answer (a lower bound of their k-th best, so of the
+//! row's) becomes the threshold before any entry is offered.
 
 use crate::kernels::primitives::{cube_exclusive_sum, key_value, linear_unit};
 use cubecl::prelude::*;
@@ -153,67 +153,71 @@ impl Candidates {
         )
     }
 
-    /// Seeds the threshold of an empty buffer from this unit's first batch (`batch` entries, of
-    /// which those with a bit in `valid` are real): each unit puts its best `per_unit` entries in
-    /// the buffer (all of them when `per_unit ≥ batch`), and when those are at least k, a
-    /// compaction to about 2k sets the threshold, a lower bound of the row's k-th best entry.
-    /// Returns the bits of the entries taken: the caller offers only the others.
-    #[allow(clippy::too_many_arguments)]
+    /// Seeds the threshold of an empty buffer from this unit's first batch (`batch` keys, of
+    /// which those with a bit in `valid` are real), before that batch is offered like any other:
+    /// each unit contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and
+    /// one histogram pass over their range finds the 1/256 slice of it that holds the k-th best
+    /// of them. The slice's lower end becomes the threshold: at least k entries of the row reach
+    /// it. Nothing is written to the buffer, and the threshold stays as it is when fewer than k
+    /// keys are contributed.
     pub fn prime(
         &mut self,
         keys: &Array<u32>,
-        indices: &Array<u32>,
         valid: u32,
         k: u32,
         #[comptime] per_unit: usize,
         #[comptime] batch: usize,
-    ) -> u32 {
-        let mut taken = 0u32;
-        if comptime!(per_unit >= batch) {
-            taken = valid;
-        } else {
+    ) {
+        let mut chosen = valid;
+        if comptime!(per_unit < batch) {
+            chosen = 0u32;
             for _ in 0..per_unit {
                 let mut best_bit = 0u32;
                 let mut best_key = 0u32;
-                let mut best_index = 0u32;
                 #[unroll]
                 for j in 0..batch {
                     let bit = 1u32 << (j as u32);
-                    if (valid & !taken & bit) != 0u32 {
-                        let key = keys[j];
-                        let index = indices[j];
-                        if best_bit == 0u32
-                            || key > best_key
-                            || (key == best_key && index < best_index)
-                        {
-                            best_bit = bit;
-                            best_key = key;
-                            best_index = index;
-                        }
+                    if (valid & !chosen & bit) != 0u32 && (best_bit == 0u32 || keys[j] > best_key) {
+                        best_bit = bit;
+                        best_key = keys[j];
                     }
                 }
-                taken |= best_bit;
+                chosen |= best_bit;
             }
         }
-        let (first, total) = cube_exclusive_sum(taken.count_ones(), &mut self.scan);
-        let mut slot = first as usize;
+        let mut hi = 0u32;
+        let mut lo_inverted = 0u32;
         #[unroll]
         for j in 0..batch {
-            if (taken & (1u32 << (j as u32))) != 0u32 {
-                self.keys[slot] = keys[j];
-                self.indices[slot] = indices[j];
-                slot += 1usize;
+            if (chosen & (1u32 << (j as u32))) != 0u32 {
+                hi = max(hi, keys[j]);
+                lo_inverted = max(lo_inverted, !keys[j]);
             }
         }
-        if UNIT_POS == 0 {
-            self.count[0usize].store(total);
+        let (lo, hi, total) = self.cube_range(hi, lo_inverted, chosen.count_ones());
+        if total >= k {
+            let span = hi - lo;
+            let mut base = lo;
+            if span > 0u32 {
+                let shift = slice_shift(span);
+                let unit = linear_unit();
+                #[unroll]
+                for j in 0..batch {
+                    if (chosen & (1u32 << (j as u32))) != 0u32 {
+                        let bin = ((keys[j] - lo) >> shift) as usize;
+                        self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
+                    }
+                }
+                sync_cube();
+                let (digit, _above, _in_bin) = self.find_digit(k);
+                base = lo + (digit << shift);
+            }
+            if UNIT_POS == 0 {
+                self.state[LO_KEY] = base;
+                self.state[LO_INDEX] = PADDING_INDEX;
+            }
         }
         sync_cube();
-        let target = max(k, min(2u32 * k, (self.capacity / 2usize) as u32));
-        if total >= k && total > target {
-            self.compact(k, target);
-        }
-        taken
     }
 
     /// Offers this unit's `batch` entries, of which those whose bit is set in `valid` are real,
@@ -292,11 +296,7 @@ impl Candidates {
             span = hi - lo;
         }
         while span > 0u32 && retained > target {
-            let bits = 32u32 - span.leading_zeros();
-            let mut shift = 0u32;
-            if bits > 8u32 {
-                shift = bits - 8u32;
-            }
+            let shift = slice_shift(span);
             let mut j = unit;
             while j < len {
                 let key = self.keys[j];
@@ -397,8 +397,13 @@ impl Candidates {
 
     /// Whether ranking all `n` entries of the buffer is cheaper than compacting it first.
     pub fn ranks_fit_whole(&self, n: u32) -> bool {
-        let n = n as usize;
-        n * n <= self.units * RANK_SELECT_WORK && n <= BINS * COPIES
+        n <= self.whole_limit()
+    }
+
+    /// The most entries [`Candidates::ranks_fit_whole`] accepts.
+    pub fn whole_limit(&self) -> u32 {
+        let limit = comptime!(whole_limit(self.units) as u32);
+        limit.runtime()
     }
 
     /// Whether [`Candidates::rank`] (rather than [`Candidates::sort`]) should order `len` entries.
@@ -515,13 +520,8 @@ impl Candidates {
         self.indices[j]
     }
 
-    /// The smallest and the largest of the first `len` keys (one barrier). Each plane reduces
-    /// its units' keys, the planes' results go to `scan`, and every plane reduces those again, so
-    /// no unit waits on another's serial work. `plane_max` runs on `i32` with the top bit
-    /// flipped, which orders like `u32` (lavapipe's `plane_max` on `u32` compares as signed).
+    /// The smallest and the largest of the first `len` keys (one barrier).
     fn key_range(&mut self, len: usize) -> (u32, u32) {
-        let planes = (CUBE_DIM / PLANE_DIM) as usize;
-        let lanes = PLANE_DIM as usize;
         let mut hi = 0u32;
         let mut lo_inverted = 0u32;
         let mut j = linear_unit();
@@ -531,24 +531,42 @@ impl Candidates {
             lo_inverted = max(lo_inverted, !key);
             j += self.units;
         }
+        let (lo, hi, _) = self.cube_range(hi, lo_inverted, 0u32);
+        (lo, hi)
+    }
+
+    /// The cube's smallest key, largest key and total count, from each unit's largest key `hi`,
+    /// the complement of its smallest `lo_inverted` (0 and 0 for a unit without keys) and its
+    /// `count` (one barrier). Each plane reduces its units' values, the planes' results go to
+    /// `scan`, and every plane reduces those again, so no unit waits on another's serial work.
+    /// `plane_max` runs on `i32` with the top bit flipped, which orders like `u32` (lavapipe's
+    /// `plane_max` on `u32` compares as signed).
+    fn cube_range(&mut self, hi: u32, lo_inverted: u32, count: u32) -> (u32, u32, u32) {
+        let planes = (CUBE_DIM / PLANE_DIM) as usize;
+        let lanes = PLANE_DIM as usize;
         let plane_hi = plane_max(i32::reinterpret(hi ^ 0x8000_0000u32));
         let plane_lo = plane_max(i32::reinterpret(lo_inverted ^ 0x8000_0000u32));
+        let plane_count = plane_sum(count);
         if UNIT_POS_PLANE == 0 {
             self.scan[PLANE_POS as usize] = u32::reinterpret(plane_hi);
             self.scan[planes + PLANE_POS as usize] = u32::reinterpret(plane_lo);
+            self.scan[2usize * planes + PLANE_POS as usize] = plane_count;
         }
         sync_cube();
-        let mut cube_hi = i32::reinterpret(0x8000_0000u32);
-        let mut cube_lo = i32::reinterpret(0x8000_0000u32);
+        // (Plane 0's words to start with: cubecl-cpp cannot reinterpret a constant.)
+        let mut cube_hi = i32::reinterpret(self.scan[0usize]);
+        let mut cube_lo = i32::reinterpret(self.scan[planes]);
+        let mut cube_count = 0u32;
         let mut plane = UNIT_POS_PLANE as usize;
         while plane < planes {
             cube_hi = max(cube_hi, i32::reinterpret(self.scan[plane]));
             cube_lo = max(cube_lo, i32::reinterpret(self.scan[planes + plane]));
+            cube_count += self.scan[2usize * planes + plane];
             plane += lanes;
         }
         let hi = u32::reinterpret(plane_max(cube_hi)) ^ 0x8000_0000u32;
         let lo = !(u32::reinterpret(plane_max(cube_lo)) ^ 0x8000_0000u32);
-        (lo, hi)
+        (lo, hi, plane_sum(cube_count))
     }
 
     /// After a histogram pass: the digit of the bin, counted from the top, that holds the
@@ -592,6 +610,24 @@ impl Candidates {
     }
 }
 
+/// The shift that cuts the offsets `0..=span` (span > 0) into at most 256 slices of equal
+/// power-of-two width: the bins of one histogram pass.
+#[cube]
+fn slice_shift(span: u32) -> u32 {
+    let bits = 32u32 - span.leading_zeros();
+    let mut shift = 0u32;
+    if bits > 8u32 {
+        shift = bits - 8u32;
+    }
+    shift
+}
+
+/// The most entries that [`Candidates::rank`] orders at once when a buffer is ranked whole:
+/// `n² ≤ units × RANK_SELECT_WORK` (at most that many compares per unit), within the histogram.
+fn whole_limit(units: usize) -> usize {
+    (((units * RANK_SELECT_WORK) as f64).sqrt() as usize).min(BINS * COPIES)
+}
+
 /// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
 /// into the contiguous outputs (consecutive results `inner` apart), values taken from their keys
 /// (read again from the input where the key lost bits: NaN payloads, −0.0). A small buffer (the usual case once the threshold is
@@ -613,8 +649,15 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     #[comptime] units: usize,
 ) {
     let entries = candidates.entries();
-    let whole = candidates.ranks_fit_whole(entries) && entries >= k;
-    let mut len = entries as usize;
+    // A buffer too large to rank whole is first cut to what ranks whole, when that is at least k:
+    // a histogram pass or two instead of the exact cut's passes down to the k-th key.
+    let limit = candidates.whole_limit();
+    let mut count = entries;
+    if entries >= k && entries > limit && limit >= k {
+        count = candidates.compact(k, limit);
+    }
+    let whole = entries >= k && candidates.ranks_fit_whole(count);
+    let mut len = count as usize;
     if !whole {
         len = candidates.compact(k, k) as usize;
     }

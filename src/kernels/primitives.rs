@@ -45,12 +45,6 @@ pub fn key_value(key: u32, #[comptime] largest: bool) -> (f32, bool) {
     )
 }
 
-/// Whether `value` is a NaN, tested on its bits (a fast-math compiler may fold `x != x`).
-#[cube]
-pub fn is_nan_f32(value: f32) -> bool {
-    (u32::reinterpret(value) & 0x7FFF_FFFFu32) > 0x7F80_0000u32
-}
-
 /// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
 /// other dimensions. Honours any strides (transposed views, non-last `dim`).
 #[cube]

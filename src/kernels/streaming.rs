@@ -6,7 +6,7 @@
 //! written sorted. One launch per call, any k that fits the buffer in shared memory.
 
 use crate::kernels::candidates::{Candidates, write_top_k};
-use crate::kernels::primitives::{is_nan_f32, key_value, linear_unit, order_key, row_offset};
+use crate::kernels::primitives::{key_value, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
 /// Batches a unit offers on its own between two cube barriers (fewer barriers keep the loads of
@@ -19,8 +19,8 @@ const WINDOW: u32 = 4;
 ///
 /// The loads of the next batch are issued before the current one is offered, so two batches are
 /// in flight per unit. With `prime_per_unit > 0` the first batch primes the threshold
-/// ([`Candidates::prime`]) with each unit's best `prime_per_unit` entries, unless the whole range
-/// fits the buffer. Then each unit offers up to [`WINDOW`] batches on its own before the cube
+/// ([`Candidates::prime`]) from each unit's best `prime_per_unit` entries, unless the whole range
+/// fits the buffer, and is then offered like the others. Each unit offers up to [`WINDOW`] batches on its own before the cube
 /// meets: a unit that finds the buffer full stops there, keeping what did not fit, and the
 /// meeting compacts the buffer (and raises the threshold) before everyone goes on.
 #[cube]
@@ -74,18 +74,12 @@ pub fn offer_range<F: Float, N: Size>(
             current = next;
             next += step;
             let mut keys = Array::<u32>::new(batch);
-            let mut indices = Array::<u32>::new(batch);
             #[unroll]
-            for v in 0..vectors_per_unit {
-                #[unroll]
-                for lane in 0..width {
-                    let j = v * width + lane;
-                    keys[j] = order_key::<f32>(floats[j], largest);
-                    indices[j] = (current + (v * units + unit) * width + lane) as u32;
-                }
+            for j in 0..batch {
+                keys[j] = order_key::<f32>(floats[j], largest);
             }
-            let taken = candidates.prime(&keys, &indices, valid, k, prime_per_unit, batch);
-            pending = valid & !taken;
+            candidates.prime(&keys, valid, k, prime_per_unit, batch);
+            pending = valid;
         }
     }
 
@@ -93,7 +87,7 @@ pub fn offer_range<F: Float, N: Size>(
     loop {
         // The threshold changes only when the cube meets.
         let (lo_key, lo_index) = candidates.threshold();
-        let (lo_value, filter) = key_value(lo_key, largest);
+        let (lo_value, _) = key_value(lo_key, largest);
         let mut stalled = false;
         for _ in 0..WINDOW {
             if !stalled {
@@ -112,28 +106,38 @@ pub fn offer_range<F: Float, N: Size>(
                     current = next;
                     next += step;
                 }
-                // A float compare per entry, a key and an exact compare for the few that pass,
-                // an append for those that beat the threshold.
-                let mut left = 0u32;
+                // One float compare per entry, without branches, marks the entries that may beat
+                // the threshold; only a batch with such an entry takes the branch that computes
+                // their keys, compares them exactly and appends those that beat the threshold.
+                // `!(value < lo)` also passes NaN (the largest) and, when the threshold's value is
+                // NaN (nothing may be rejected), everything.
+                let mut passing = 0u32;
                 #[unroll]
-                for v in 0..vectors_per_unit {
+                for j in 0..batch {
+                    let value = floats[j];
+                    let pass = if comptime!(largest) {
+                        !(value < lo_value)
+                    } else {
+                        !(value > lo_value)
+                    };
+                    passing |= select(pass, 1u32 << (j as u32), 0u32);
+                }
+                passing &= pending;
+                let mut left = 0u32;
+                if passing != 0u32 {
                     #[unroll]
-                    for lane in 0..width {
-                        let j = v * width + lane;
-                        let bit = 1u32 << (j as u32);
-                        let value = floats[j];
-                        let mut maybe = !filter;
-                        if comptime!(largest) {
-                            maybe = maybe || value >= lo_value || is_nan_f32(value);
-                        } else {
-                            maybe = maybe || value <= lo_value;
-                        }
-                        if (pending & bit) != 0u32 && maybe {
-                            let key = order_key::<f32>(value, largest);
-                            let index = (current + (v * units + unit) * width + lane) as u32;
-                            if key > lo_key || (key == lo_key && index < lo_index) {
-                                if !candidates.push(key, index) {
-                                    left |= bit;
+                    for v in 0..vectors_per_unit {
+                        #[unroll]
+                        for lane in 0..width {
+                            let j = v * width + lane;
+                            let bit = 1u32 << (j as u32);
+                            if (passing & bit) != 0u32 {
+                                let key = order_key::<f32>(floats[j], largest);
+                                let index = (current + (v * units + unit) * width + lane) as u32;
+                                if key > lo_key || (key == lo_key && index < lo_index) {
+                                    if !candidates.push(key, index) {
+                                        left |= bit;
+                                    }
                                 }
                             }
                         }

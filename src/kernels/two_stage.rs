@@ -127,15 +127,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         // candidates all fit the buffer.
         if comptime!(prime_per_unit > 0) {
             if batch_start == 0usize && !candidates.holds(candidates_per_row) {
-                let taken = candidates.prime(
-                    &keys,
-                    &entry_indices,
-                    valid,
-                    k,
-                    prime_per_unit,
-                    entries_per_unit,
-                );
-                valid &= !taken;
+                candidates.prime(&keys, valid, k, prime_per_unit, entries_per_unit);
             }
         }
         round = candidates.offer(&keys, &entry_indices, valid, k, round, entries_per_unit);

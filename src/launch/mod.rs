@@ -253,8 +253,9 @@ fn batch_elements(vectors_per_unit: Option<u32>) -> Result<usize, TopKError> {
 
 /// Entries each unit contributes to prime a candidate buffer's threshold (see
 /// `Candidates::prime`): enough that the cube's contributions are about 4k, so that their k-th
-/// best (the threshold) sits near the row's, and no more than the buffer holds (`capacity`, a
-/// multiple of `units`). A kernel takes all of a batch when this is at least the batch.
+/// best (the threshold) sits near the row's, and at most `capacity / units` (the per-unit choice
+/// is a loop over the batch per entry). A kernel takes all of a batch when this is at least the
+/// batch.
 pub(crate) fn prime_per_unit(k: usize, units: usize, capacity: usize) -> usize {
     (4 * k).div_ceil(units).clamp(1, (capacity / units).max(1))
 }
