@@ -156,9 +156,9 @@ impl Candidates {
     /// Seeds the threshold of an empty buffer from this unit's first batch (`batch` keys, of
     /// which those with a bit in `valid` are real), before that batch is offered like any other:
     /// each unit contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and
-    /// one histogram pass over their range finds the 1/256 slice of it that holds the k-th best
-    /// of them. The slice's lower end becomes the threshold: at least k entries of the row reach
-    /// it. Nothing is written to the buffer, and the threshold stays as it is when fewer than k
+    /// a histogram pass over their range finds the 1/256 slice of it that holds the k-th best
+    /// of them (a second pass narrows a wide slice). The slice's lower end becomes the threshold:
+    /// at least k entries of the row reach it. Nothing is written to the buffer, and the threshold stays as it is when fewer than k
     /// keys are contributed.
     pub fn prime(
         &mut self,
@@ -196,21 +196,37 @@ impl Candidates {
         }
         let (lo, hi, total) = self.cube_range(hi, lo_inverted, chosen.count_ones());
         if total >= k {
-            let span = hi - lo;
+            // Two passes at most: the first one's slices are wide when the units' bests span
+            // many binades, and a coarse threshold lets many entries through.
+            let unit = linear_unit();
             let mut base = lo;
-            if span > 0u32 {
+            let mut span = hi - lo;
+            let mut remaining = k;
+            let mut above_total = 0u32;
+            let mut retained = total;
+            let mut passes: u32 = 0u32;
+            while span > 0u32 && retained > 2u32 * k && passes < 2u32 {
                 let shift = slice_shift(span);
-                let unit = linear_unit();
                 #[unroll]
                 for j in 0..batch {
-                    if (chosen & (1u32 << (j as u32))) != 0u32 {
-                        let bin = ((keys[j] - lo) >> shift) as usize;
-                        self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
+                    let key = keys[j];
+                    if (chosen & (1u32 << (j as u32))) != 0u32 && key >= base {
+                        let offset = key - base;
+                        if offset <= span {
+                            let bin = (offset >> shift) as usize;
+                            self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
+                        }
                     }
                 }
                 sync_cube();
-                let (digit, _above, _in_bin) = self.find_digit(k);
-                base = lo + (digit << shift);
+                let (next_base, next_span, above, in_bin) =
+                    self.narrow(base, span, shift, remaining);
+                base = next_base;
+                span = next_span;
+                remaining -= above;
+                above_total += above;
+                retained = above_total + in_bin;
+                passes += 1u32;
             }
             if UNIT_POS == 0 {
                 self.state[LO_KEY] = base;
@@ -261,7 +277,7 @@ impl Candidates {
                 break;
             }
             // Full: make room, then offer again what did not fit.
-            self.compact(k, self.half());
+            self.compact(k, self.room(k));
         }
         round
     }
@@ -310,9 +326,9 @@ impl Candidates {
                 j += units;
             }
             sync_cube();
-            let (digit, above, in_bin) = self.find_digit(remaining);
-            base += digit << shift;
-            span = min(span - (digit << shift), (1u32 << shift) - 1u32);
+            let (next_base, next_span, above, in_bin) = self.narrow(base, span, shift, remaining);
+            base = next_base;
+            span = next_span;
             remaining -= above;
             above_total += above;
             retained = above_total + in_bin;
@@ -505,9 +521,13 @@ impl Candidates {
         n <= self.capacity
     }
 
-    /// Half the capacity: the target of a compaction that makes room.
-    pub fn half(&self) -> u32 {
-        (self.capacity / 2usize) as u32
+    /// The target of a compaction that makes room: 2k, or half the capacity if smaller. The
+    /// survivors' lower bound becomes the threshold, so a target near k keeps the threshold near
+    /// the k-th best seen so far (half the capacity left it near the capacity/2-th, which let
+    /// about 1 % of a random row through the float compare at k = 50), and with the range
+    /// binning of [`Candidates::compact`] it costs about one histogram pass either way.
+    pub fn room(&self, k: u32) -> u32 {
+        min((self.capacity / 2usize) as u32, 2u32 * k)
     }
 
     /// Entry `j`'s key.
@@ -567,6 +587,19 @@ impl Candidates {
         let hi = u32::reinterpret(plane_max(cube_hi)) ^ 0x8000_0000u32;
         let lo = !(u32::reinterpret(plane_max(cube_lo)) ^ 0x8000_0000u32);
         (lo, hi, plane_sum(cube_count))
+    }
+
+    /// After a histogram pass over the range `[base, base + span]` in slices of `1 << shift`: the
+    /// range of the slice holding the `remaining`-th entry, the entries above that slice, and the
+    /// entries in it.
+    fn narrow(&mut self, base: u32, span: u32, shift: u32, remaining: u32) -> (u32, u32, u32, u32) {
+        let (digit, above, in_bin) = self.find_digit(remaining);
+        (
+            base + (digit << shift),
+            min(span - (digit << shift), (1u32 << shift) - 1u32),
+            above,
+            in_bin,
+        )
     }
 
     /// After a histogram pass: the digit of the bin, counted from the top, that holds the

@@ -151,7 +151,7 @@ pub fn offer_range<F: Float, N: Size>(
         let (full, more) = candidates.meet(stalled, busy, round);
         round += 1u32;
         if full {
-            candidates.compact(k, candidates.half());
+            candidates.compact(k, candidates.room(k));
         } else if !more {
             break;
         }
