@@ -24,7 +24,12 @@ const WINDOW: u32 = 4;
 /// meets: a unit that finds the buffer full stops there, keeping what did not fit, and the
 /// meeting compacts the buffer (and raises the threshold) before everyone goes on.
 #[cube]
-#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
+// `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
+#[allow(
+    clippy::too_many_arguments,
+    clippy::collapsible_if,
+    clippy::neg_cmp_op_on_partial_ord
+)]
 pub fn offer_range<F: Float, N: Size>(
     candidates: &mut Candidates,
     input: &Tensor<Vector<F, N>>,
