@@ -107,11 +107,11 @@ fn device_timing(_device: &Device) -> bool {
 /// median wall time of a call and a sync.
 fn per_call(
     device: &Device,
-    busy: &common::Busy,
+    busy: Option<&common::Busy>,
     samples: usize,
     mut call: impl FnMut() + Send,
 ) -> f64 {
-    if !device_timing(device) {
+    let Some(busy) = busy else {
         return median(
             (0..samples)
                 .map(|_| {
@@ -122,7 +122,7 @@ fn per_call(
                 })
                 .collect(),
         );
-    }
+    };
     busy.per_call(device, 10, samples, call)
 }
 
@@ -196,8 +196,11 @@ fn main() {
     } else {
         (&[1, 64, 256], &[32_768, 131_072], 9)
     };
-    let busy = common::Busy::new(&device, args.quick);
-    println!("copy bandwidth: {:.0} GB/s", busy.copy_gbps());
+    // The busy kernel times itself through `client.profile`: CUDA only (see `device_timing`).
+    let busy = device_timing(&device).then(|| common::Busy::new(&device, args.quick));
+    if let Some(busy) = &busy {
+        println!("copy bandwidth: {:.0} GB/s", busy.copy_gbps());
+    }
     if !device_timing(&device) {
         println!(
             "this device cannot time its own work: 'device µs' is the wall time of call + sync"
@@ -236,7 +239,8 @@ fn main() {
             .collect();
         let plain = inputs[0].clone();
         let fused = Tensor::<Fused, 2>::from_data(plain.to_data(), &device);
-        let read = busy.read_us(bytes);
+        // No copy bandwidth without device timing: NaN.
+        let read = busy.as_ref().map_or(f64::NAN, |b| b.read_us(bytes));
         let max_dim = {
             let mut next = 0usize;
             let mut call = || {
@@ -244,7 +248,7 @@ fn main() {
                 next += 1;
             };
             call();
-            per_call(&device, &busy, reps, &mut call)
+            per_call(&device, busy.as_ref(), reps, &mut call)
         };
         for ((name, plain_params, top_k, top_p), (_, fused_params, ..)) in
             modes::<Plain>().into_iter().zip(modes::<Fused>())
@@ -267,7 +271,7 @@ fn main() {
             for _ in 0..3 {
                 call();
             }
-            let device_us = per_call(&device, &busy, reps, &mut call);
+            let device_us = per_call(&device, busy.as_ref(), reps, &mut call);
             for _ in 0..3 {
                 let _ = fused.clone().sample(&fused_params);
             }
