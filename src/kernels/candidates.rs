@@ -11,9 +11,10 @@
 //! When the buffer overflows, it is compacted: a radix select over the buffer (256 bins per pass
 //! over the range of keys still in question, starting from the buffer's own smallest and largest
 //! key; a shared-memory histogram per pass, two barriers per pass) narrows the k-th entry only
-//! until at most half the buffer survives, and the survivors' lower bound becomes the new
-//! threshold. The final compaction runs to the exact k-th entry, cutting ties by index. Entries
-//! that overflowed wait in their unit's registers and are offered again after the compaction, so
+//! until at most 2k entries (or half the buffer, if fewer) survive, and the survivors' lower
+//! bound becomes the new threshold. At the end the buffer is cut to what can be ranked whole, or,
+//! when that is fewer than k entries, to exactly the k best (ties cut by index). Entries that
+//! overflowed wait in their unit's registers and are offered again after the compaction, so
 //! nothing is lost and the capacity is independent of the batch size.
 //!
 //! A fresh buffer accepts everything, so the first batch of a row would overflow it many times.
@@ -158,8 +159,8 @@ impl Candidates {
     /// each unit contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and
     /// a histogram pass over their range finds the 1/256 slice of it that holds the k-th best
     /// of them (a second pass narrows a wide slice). The slice's lower end becomes the threshold:
-    /// at least k entries of the row reach it. Nothing is written to the buffer, and the threshold stays as it is when fewer than k
-    /// keys are contributed.
+    /// at least k entries of the row reach it. Nothing is written to the buffer, and the
+    /// threshold stays as it is when fewer than k keys are contributed.
     pub fn prime(
         &mut self,
         keys: &Array<u32>,
@@ -198,7 +199,6 @@ impl Candidates {
         if total >= k {
             // Two passes at most: the first one's slices are wide when the units' bests span
             // many binades, and a coarse threshold lets many entries through.
-            let unit = linear_unit();
             let mut base = lo;
             let mut span = hi - lo;
             let mut remaining = k;
@@ -209,13 +209,8 @@ impl Candidates {
                 let shift = slice_shift(span);
                 #[unroll]
                 for j in 0..batch {
-                    let key = keys[j];
-                    if (chosen & (1u32 << (j as u32))) != 0u32 && key >= base {
-                        let offset = key - base;
-                        if offset <= span {
-                            let bin = (offset >> shift) as usize;
-                            self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
-                        }
+                    if (chosen & (1u32 << (j as u32))) != 0u32 {
+                        self.count_in_slice(keys[j], base, span, shift);
                     }
                 }
                 sync_cube();
@@ -297,7 +292,7 @@ impl Candidates {
         let n = self.state[ENTRIES];
         let len = n as usize;
 
-        // The k-th key, 8 bits of the range `[base, base + span]` that holds it at a time, only
+        // The k-th key, 1/256 of the range `[base, base + span]` that holds it at a time, only
         // until few enough entries survive. The first range is the buffer's own: its keys share
         // their top bits, so digits of the key itself would put every entry in one bin for the
         // first passes, and those bins' atomics would all hit one word.
@@ -315,14 +310,7 @@ impl Candidates {
             let shift = slice_shift(span);
             let mut j = unit;
             while j < len {
-                let key = self.keys[j];
-                if key >= base {
-                    let offset = key - base;
-                    if offset <= span {
-                        let bin = (offset >> shift) as usize;
-                        self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
-                    }
-                }
+                self.count_in_slice(self.keys[j], base, span, shift);
                 j += units;
             }
             sync_cube();
@@ -335,9 +323,9 @@ impl Candidates {
         }
         let prefix = base;
 
-        // `prefix` is now the exact k-th key (`span` = 0), but more entries equal it than may stay:
-        // keep the `remaining` with the smallest indices (the largest inverted index, digit by
-        // digit).
+        // `prefix` is now the exact k-th key (`span` = 0), but more entries equal it than may
+        // stay: keep the `remaining` with the smallest indices (the largest inverted index, digit
+        // by digit).
         let mut lo_index = u32::cast_from(PADDING_INDEX);
         if retained > target {
             let mut index_prefix = 0u32;
@@ -589,6 +577,18 @@ impl Candidates {
         (lo, hi, plane_sum(cube_count))
     }
 
+    /// Counts `key` in a histogram pass over `[base, base + span]` in slices of `1 << shift`
+    /// (keys outside the range are not counted).
+    fn count_in_slice(&mut self, key: u32, base: u32, span: u32, shift: u32) {
+        if key >= base {
+            let offset = key - base;
+            if offset <= span {
+                let bin = (offset >> shift) as usize;
+                self.histogram[bin * COPIES + linear_unit() % COPIES].fetch_add(1u32);
+            }
+        }
+    }
+
     /// After a histogram pass over the range `[base, base + span]` in slices of `1 << shift`: the
     /// range of the slice holding the `remaining`-th entry, the entries above that slice, and the
     /// entries in it.
@@ -663,9 +663,10 @@ fn whole_limit(units: usize) -> usize {
 
 /// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
 /// into the contiguous outputs (consecutive results `inner` apart), values taken from their keys
-/// (read again from the input where the key lost bits: NaN payloads, −0.0). A small buffer (the usual case once the threshold is
-/// primed) is ranked whole instead, with no compaction: the entries ranked below k are the top-k
-/// (the buffer holds every entry at or above the threshold, so at least k).
+/// (read again from the input where the key lost bits: NaN payloads, −0.0). A buffer small
+/// enough (the usual case once the threshold is primed, or after a cut to that size) is ranked
+/// whole instead of cut to exactly k: the entries ranked below k are the top-k (the buffer holds
+/// every entry at or above the threshold, so at least k).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k<F: Float, I: Int, N: Size>(

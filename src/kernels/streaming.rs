@@ -20,9 +20,10 @@ const WINDOW: u32 = 4;
 /// The loads of the next batch are issued before the current one is offered, so two batches are
 /// in flight per unit. With `prime_per_unit > 0` the first batch primes the threshold
 /// ([`Candidates::prime`]) from each unit's best `prime_per_unit` entries, unless the whole range
-/// fits the buffer, and is then offered like the others. Each unit offers up to [`WINDOW`] batches on its own before the cube
-/// meets: a unit that finds the buffer full stops there, keeping what did not fit, and the
-/// meeting compacts the buffer (and raises the threshold) before everyone goes on.
+/// fits the buffer, and is then offered like the others. Each unit offers up to [`WINDOW`]
+/// batches on its own before the cube meets: a unit that finds the buffer full stops there,
+/// keeping what did not fit, and the meeting compacts the buffer (and raises the threshold)
+/// before everyone goes on.
 #[cube]
 // `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
 #[allow(
