@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
+#include "read_row.cuh"
 #include <vector>
 
 __device__ __forceinline__ unsigned key_of(float f) {
@@ -18,6 +19,45 @@ __device__ __forceinline__ unsigned key_of(float f) {
 __device__ __forceinline__ float float_of_key(unsigned k) {
   unsigned b = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
   return __uint_as_float(b);
+}
+
+// Loads the VPT float4 of each unit starting at float4 `base` (past the row: -inf).
+template <int THREADS, int VPT>
+__device__ __forceinline__ void load_batch(const float4* row, int n4, int base, float4 (&v)[VPT]) {
+#pragma unroll
+  for (int u = 0; u < VPT; u++) {
+    int i = base + threadIdx.x + u * THREADS;
+    v[u] = i < n4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+  }
+}
+
+// The stream: one float compare per element against the primed threshold (`lof`, key `lo`), the
+// entries that pass appended to the buffer. `v` holds the first batch. Returns this unit's
+// largest appended key (0 for none).
+template <int THREADS, int VPT, int CAP>
+__device__ __forceinline__ unsigned stream_row(const float4* row, int n4, float4 (&v)[VPT], float lof,
+                                               unsigned lo, unsigned* skey, unsigned* sidx, unsigned* count) {
+  unsigned mymax = 0;
+  for (int base = 0;; base += VPT * THREADS) {
+#pragma unroll
+    for (int u = 0; u < VPT; u++) {
+      float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+#pragma unroll
+      for (int l = 0; l < 4; l++) {
+        if (!(e[l] < lof)) {
+          unsigned kk = key_of(e[l]);
+          if (kk >= lo) {
+            unsigned s = atomicAdd(count, 1u);
+            mymax = max(mymax, kk);
+            if (s < CAP) { skey[s] = kk; sidx[s] = (base + u * THREADS + threadIdx.x) * 4 + l; }
+          }
+        }
+      }
+    }
+    if (base + VPT * THREADS >= n4) break;
+    load_batch<THREADS, VPT>(row, n4, base + VPT * THREADS, v);
+  }
+  return mymax;
 }
 
 // Warp 0 finds the bin (from the top) holding the `remaining`-th entry; clears the histogram.
@@ -69,11 +109,7 @@ __global__ void __launch_bounds__(THREADS)
   if (tid < 256) hist[tid] = 0;
   if (tid == 0) { count = 0; count2 = 0; }
   float4 v[VPT];
-#pragma unroll
-  for (int u = 0; u < VPT; u++) {
-    int i = tid + u * THREADS;
-    v[u] = i < n4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-  }
+  load_batch<THREADS, VPT>(row, n4, 0, v);
   // Prime: the k-th best of the units' maxima, to 8 * PRIME_PASSES bits, bounds the row's k-th.
   unsigned m = 0;
 #pragma unroll
@@ -95,28 +131,7 @@ __global__ void __launch_bounds__(THREADS)
   const float lof = float_of_key(lo);
   long long t1 = clock64();
   // Stream: one float compare per element.
-  for (int base = 0;; base += VPT * THREADS) {
-#pragma unroll
-    for (int u = 0; u < VPT; u++) {
-      float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
-#pragma unroll
-      for (int l = 0; l < 4; l++) {
-        if (!(e[l] < lof)) {
-          unsigned kk = key_of(e[l]);
-          if (kk >= lo) {
-            unsigned s = atomicAdd(&count, 1u);
-            if (s < CAP) { skey[s] = kk; sidx[s] = (base + u * THREADS + tid) * 4 + l; }
-          }
-        }
-      }
-    }
-    if (base + VPT * THREADS >= n4) break;
-#pragma unroll
-    for (int u = 0; u < VPT; u++) {
-      int i = base + VPT * THREADS + tid + u * THREADS;
-      v[u] = i < n4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-    }
-  }
+  stream_row<THREADS, VPT, CAP>(row, n4, v, lof, lo, skey, sidx, &count);
   __syncthreads();
   long long t2 = clock64();
   unsigned n = min(count, (unsigned)CAP);
@@ -237,11 +252,7 @@ __global__ void __launch_bounds__(THREADS)
   for (int i = tid; i < 256 * COPIES; i += THREADS) hist[i] = 0;
   if (tid == 0) { count = 0; count2 = 0; }
   float4 v[VPT];
-#pragma unroll
-  for (int u = 0; u < VPT; u++) {
-    int i = tid + u * THREADS;
-    v[u] = i < n4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-  }
+  load_batch<THREADS, VPT>(row, n4, 0, v);
   unsigned m = 0;
 #pragma unroll
   for (int u = 0; u < VPT; u++) {
@@ -266,30 +277,7 @@ __global__ void __launch_bounds__(THREADS)
   const unsigned lo = base_key;
   const float lof = float_of_key(lo);
   long long t1 = clock64();
-  unsigned mymax = 0;
-  for (int base = 0;; base += VPT * THREADS) {
-#pragma unroll
-    for (int u = 0; u < VPT; u++) {
-      float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
-#pragma unroll
-      for (int l = 0; l < 4; l++) {
-        if (!(e[l] < lof)) {
-          unsigned kk = key_of(e[l]);
-          if (kk >= lo) {
-            unsigned s = atomicAdd(&count, 1u);
-            mymax = max(mymax, kk);
-            if (s < CAP) { skey[s] = kk; sidx[s] = (base + u * THREADS + tid) * 4 + l; }
-          }
-        }
-      }
-    }
-    if (base + VPT * THREADS >= n4) break;
-#pragma unroll
-    for (int u = 0; u < VPT; u++) {
-      int i = base + VPT * THREADS + tid + u * THREADS;
-      v[u] = i < n4 ? row[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-    }
-  }
+  unsigned mymax = stream_row<THREADS, VPT, CAP>(row, n4, v, lof, lo, skey, sidx, &count);
   __syncthreads();
   unsigned dummy;
   cube_minmax<THREADS>(0xffffffffu, mymax, red + 0, dummy, top_key);  // red reused: sync inside
@@ -354,19 +342,6 @@ __global__ void __launch_bounds__(THREADS)
   }
 }
 
-template <int U>
-__global__ void __launch_bounds__(1024) readrow(const float4* __restrict__ x, int n4, float* out) {
-  float acc = 0.f;
-  const float4* row = x + (size_t)blockIdx.x * n4;
-  for (int base = threadIdx.x; base < n4; base += U * blockDim.x) {
-    float4 v[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) { int i = base + u * blockDim.x; v[u] = i < n4 ? row[i] : make_float4(0,0,0,0); }
-#pragma unroll
-    for (int u = 0; u < U; u++) acc = fmaxf(acc, fmaxf(fmaxf(v[u].x, v[u].y), fmaxf(v[u].z, v[u].w)));
-  }
-  if (acc == 12345.f) out[0] = acc;
-}
 
 static const int ROT = 8;
 template <class L> float time_it(L launch) {
