@@ -1,6 +1,8 @@
 // Prototype of a lean one-cube-per-row top-k (f32, largest, k <= threads), to measure what the
 // streaming kernel could reach and where its time goes, phase by phase (clock64 in cube 0).
 // On the GPU machine: nvcc -O3 -arch=sm_90 -o lean benches/lean_topk.cu && ./lean
+// The buffer is never compacted mid-row: a case whose buffer overflows ("overflow N" is printed:
+// 512 units at k = 256, or 1M-element rows) comes out WRONG by design; it only shows the cost.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>

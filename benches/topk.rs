@@ -117,7 +117,7 @@ fn main() {
     println!(
         "copy bandwidth: {copy_gbps:.0} GB/s ({:.0} µs to copy {} MiB)",
         busy.alone_us,
-        if args.quick { 4 } else { 1024 }
+        busy.bytes() >> 20
     );
 
     // (dtype, batch, vocab, ks) groups: the grid, or the listed shapes.

@@ -62,9 +62,14 @@ impl Busy {
         let _ = self.input.clone().mul_scalar(1.0);
     }
 
+    /// The bytes of the busy kernel's buffer.
+    pub fn bytes(&self) -> usize {
+        4 * self.input.shape().num_elements()
+    }
+
     /// The measured copy bandwidth, GB/s (the busy kernel reads and writes its buffer).
     pub fn copy_gbps(&self) -> f64 {
-        (2 * 4 * self.input.shape().num_elements()) as f64 / self.alone_us / 1e3
+        (2 * self.bytes()) as f64 / self.alone_us / 1e3
     }
 
     /// µs to read `bytes` once at the copy bandwidth.
