@@ -33,6 +33,17 @@ __device__ __forceinline__ void load_batch(const float4* row, int n4, int base, 
   }
 }
 
+// This unit's largest key in its batch `v`.
+template <int VPT>
+__device__ __forceinline__ unsigned max_key(const float4 (&v)[VPT]) {
+  unsigned m = 0;
+#pragma unroll
+  for (int u = 0; u < VPT; u++) {
+    m = max(m, max(max(key_of(v[u].x), key_of(v[u].y)), max(key_of(v[u].z), key_of(v[u].w))));
+  }
+  return m;
+}
+
 // The stream: one float compare per element against the primed threshold (`lof`, key `lo`), the
 // entries that pass appended to the buffer. `v` holds the first batch. Returns this unit's
 // largest appended key (0 for none).
@@ -62,37 +73,41 @@ __device__ __forceinline__ unsigned stream_row(const float4* row, int n4, float4
   return mymax;
 }
 
+// Lane `lane` of warp 0 holds the counts `c` of bins 255 - 8 lane ... 248 - 8 lane (from the
+// top): a warp scan finds the bin holding the `remaining`-th entry, written to st as (bin, entries
+// above it, entries in it).
+__device__ __forceinline__ void select_bin(int lane, const unsigned (&c)[8], unsigned* st, unsigned remaining) {
+  unsigned sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; i++) sum += c[i];
+  unsigned inc = sum;
+#pragma unroll
+  for (int d = 1; d < 32; d <<= 1) {
+    unsigned o = __shfl_up_sync(0xffffffffu, inc, d);
+    if (lane >= d) inc += o;
+  }
+  unsigned above = inc - sum;
+  if (above < remaining && remaining <= inc) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      if (above < remaining && remaining <= above + c[i]) { st[0] = 255 - (lane * 8 + i); st[1] = above; st[2] = c[i]; }
+      above += c[i];
+    }
+  }
+}
+
 // Warp 0 finds the bin (from the top) holding the `remaining`-th entry; clears the histogram.
 __device__ __forceinline__ void find_digit(unsigned* hist, unsigned* st, unsigned remaining) {
   if (threadIdx.x < 32) {
     int lane = threadIdx.x;
     unsigned c[8];
-    unsigned sum = 0;
 #pragma unroll
     for (int i = 0; i < 8; i++) {
       int bin = 255 - (lane * 8 + i);
       c[i] = hist[bin];
       hist[bin] = 0;
-      sum += c[i];
     }
-    unsigned inc = sum;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      unsigned o = __shfl_up_sync(0xffffffffu, inc, d);
-      if (lane >= d) inc += o;
-    }
-    unsigned above = inc - sum;
-    if (above < remaining && remaining <= inc) {
-#pragma unroll
-      for (int i = 0; i < 8; i++) {
-        if (above < remaining && remaining <= above + c[i]) {
-          st[0] = 255 - (lane * 8 + i);
-          st[1] = above;
-          st[2] = c[i];
-        }
-        above += c[i];
-      }
-    }
+    select_bin(lane, c, st, remaining);
   }
   __syncthreads();
 }
@@ -113,11 +128,7 @@ __global__ void __launch_bounds__(THREADS)
   float4 v[VPT];
   load_batch<THREADS, VPT>(row, n4, 0, v);
   // Prime: the k-th best of the units' maxima, to 8 * PRIME_PASSES bits, bounds the row's k-th.
-  unsigned m = 0;
-#pragma unroll
-  for (int u = 0; u < VPT; u++) {
-    m = max(m, max(max(key_of(v[u].x), key_of(v[u].y)), max(key_of(v[u].z), key_of(v[u].w))));
-  }
+  unsigned m = max_key(v);
   __syncthreads();
   unsigned prefix = 0, mask = 0, remaining = k;
   for (int p = 0; p < PRIME_PASSES; p++) {
@@ -201,25 +212,10 @@ __device__ __forceinline__ void find_digit8(unsigned* hist, unsigned* scan, unsi
   }
   __syncthreads();
   if (tid < 32) {
-    int lane = tid;
     unsigned c[8];
-    unsigned sum = 0;
 #pragma unroll
-    for (int i = 0; i < 8; i++) { c[i] = scan[lane * 8 + i]; sum += c[i]; }
-    unsigned inc = sum;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      unsigned o = __shfl_up_sync(0xffffffffu, inc, d);
-      if (lane >= d) inc += o;
-    }
-    unsigned above = inc - sum;
-    if (above < remaining && remaining <= inc) {
-#pragma unroll
-      for (int i = 0; i < 8; i++) {
-        if (above < remaining && remaining <= above + c[i]) { st[0] = 255 - (lane * 8 + i); st[1] = above; st[2] = c[i]; }
-        above += c[i];
-      }
-    }
+    for (int i = 0; i < 8; i++) c[i] = scan[tid * 8 + i];
+    select_bin(tid, c, st, remaining);
   }
   __syncthreads();
 }
@@ -255,11 +251,7 @@ __global__ void __launch_bounds__(THREADS)
   if (tid == 0) { count = 0; count2 = 0; }
   float4 v[VPT];
   load_batch<THREADS, VPT>(row, n4, 0, v);
-  unsigned m = 0;
-#pragma unroll
-  for (int u = 0; u < VPT; u++) {
-    m = max(m, max(max(key_of(v[u].x), key_of(v[u].y)), max(key_of(v[u].z), key_of(v[u].w))));
-  }
+  unsigned m = max_key(v);
   // Prime: the k-th best unit maximum, by passes over [min, max] of the maxima.
   unsigned base_key, top_key;
   cube_minmax<THREADS>(m, m, red, base_key, top_key);
