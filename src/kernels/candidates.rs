@@ -18,7 +18,7 @@
 //! nothing is lost and the capacity is independent of the batch size.
 //!
 //! A fresh buffer accepts everything, so the first batch of a row would overflow it many times.
-//! [`Candidates::prime`] avoids that: each unit's best few entries of the first batch go through
+//! [`Candidates::prime`] avoids that: each unit's best few entries of a sample of the row go through
 //! one histogram pass over their range, whose answer (a lower bound of their k-th best, so of the
 //! row's) becomes the threshold before any entry is offered.
 
@@ -154,9 +154,9 @@ impl Candidates {
         )
     }
 
-    /// Seeds the threshold of an empty buffer from this unit's first batch (`batch` keys, of
-    /// which those with a bit in `valid` are real), before that batch is offered like any other:
-    /// each unit contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and
+    /// Seeds the threshold of an empty buffer from a sample of the row: `batch` keys per unit, of
+    /// which those with a bit in `valid` are real, each the key of a distinct element. Each unit
+    /// contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and
     /// a histogram pass over their range finds the 1/256 slice of it that holds the k-th best
     /// of them (a second pass narrows a wide slice). The slice's lower end becomes the threshold:
     /// at least k entries of the row reach it. Nothing is written to the buffer, and the

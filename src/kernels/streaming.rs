@@ -9,6 +9,13 @@ use crate::kernels::candidates::{Candidates, write_top_k};
 use crate::kernels::primitives::{key_value, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
+/// Batches each unit samples to prime the threshold ([`Candidates::prime`] takes the best key of
+/// each batch position over them): a sample this many times larger than one batch puts the
+/// threshold near the row's k-th best, so fewer elements pass the float compare (at k = 50 on a
+/// 128k row, one batch let about 0.5 % through, which sent most warps into the per-element path).
+/// They are read again when offered, from the cache.
+const PRIME_BATCHES: usize = 4;
+
 /// Batches a unit offers on its own between two cube barriers (fewer barriers keep the loads of
 /// different planes overlapping instead of all waiting at once).
 const WINDOW: u32 = 4;
@@ -18,9 +25,9 @@ const WINDOW: u32 = 4;
 /// contiguous (`stride` = 1) and `base`, `start` and `end` are multiples of the width.
 ///
 /// The loads of the next batch are issued before the current one is offered, so two batches are
-/// in flight per unit. With `prime_per_unit > 0` the first batch primes the threshold
-/// ([`Candidates::prime`]) from each unit's best `prime_per_unit` entries, unless the whole range
-/// fits the buffer, and is then offered like the others. Each unit offers up to [`WINDOW`]
+/// in flight per unit. With `prime_per_unit > 0`, unless the whole range fits the buffer, a sample
+/// of the first [`PRIME_BATCHES`] batches primes the threshold ([`Candidates::prime`]) from each
+/// unit's best `prime_per_unit` sampled entries before anything is offered. Each unit offers up to [`WINDOW`]
 /// batches on its own before the cube meets: a unit that finds the buffer full stops there,
 /// keeping what did not fit, and the meeting compacts the buffer (and raises the threshold)
 /// before everyone goes on.
@@ -66,26 +73,19 @@ pub fn offer_range<F: Float, N: Size>(
 
     if comptime!(prime_per_unit > 0) {
         if !candidates.holds(end - start) {
-            let valid = take_batch::<F, N>(
+            let mut keys = Array::<u32>::new(batch);
+            let valid = sample_keys::<F, N>(
                 input,
-                &mut vectors,
-                &mut floats,
+                &mut keys,
                 base,
                 stride,
-                next,
+                start,
                 end,
+                largest,
                 units,
                 vectors_per_unit,
             );
-            current = next;
-            next += step;
-            let mut keys = Array::<u32>::new(batch);
-            #[unroll]
-            for j in 0..batch {
-                keys[j] = order_key::<f32>(floats[j], largest);
-            }
             candidates.prime(&keys, valid, k, prime_per_unit, batch);
-            pending = valid;
         }
     }
 
@@ -162,6 +162,50 @@ pub fn offer_range<F: Float, N: Size>(
             break;
         }
     }
+}
+
+/// Fills `keys` with this unit's sample of the first [`PRIME_BATCHES`] batches of `start..end`:
+/// at each batch position, the best key of that position over those batches (a distinct element
+/// of the row per position). Returns the bits of the positions that saw an element.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn sample_keys<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    keys: &mut Array<u32>,
+    base: usize,
+    stride: usize,
+    start: usize,
+    end: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) -> u32 {
+    let width = input.vector_size();
+    let unit = linear_unit();
+    let batch = comptime!(vectors_per_unit * width);
+    let step = comptime!(units * vectors_per_unit * width);
+    #[unroll]
+    for j in 0..batch {
+        keys[j] = 0u32;
+    }
+    let mut valid = 0u32;
+    #[unroll]
+    for b in 0..PRIME_BATCHES {
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let element = start + b * step + (v * units + unit) * width;
+            if element < end {
+                let vector = input[(base + element * stride) / width];
+                #[unroll]
+                for lane in 0..width {
+                    let j = v * width + lane;
+                    keys[j] = max(keys[j], order_key::<F>(vector[lane], largest));
+                    valid |= 1u32 << (j as u32);
+                }
+            }
+        }
+    }
+    valid
 }
 
 /// Moves the batch in `vectors` (starting at element `first` of the range) into `floats` and
