@@ -16,6 +16,10 @@ use cubecl::prelude::*;
 /// They are read again when offered, from the cache.
 const PRIME_BATCHES: usize = 4;
 
+/// Vector loads each unit keeps in flight while sampling (more would spill registers at 1024
+/// units per cube).
+const SAMPLE_VECTORS: usize = 8;
+
 /// Batches a unit offers on its own between two cube barriers (fewer barriers keep the loads of
 /// different planes overlapping instead of all waiting at once).
 const WINDOW: u32 = 4;
@@ -165,8 +169,10 @@ pub fn offer_range<F: Float, N: Size>(
 }
 
 /// Fills `keys` with this unit's sample of the first [`PRIME_BATCHES`] batches of `start..end`:
-/// at each batch position, the best key of that position over those batches (a distinct element
-/// of the row per position). Returns the bits of the positions that saw an element.
+/// at each batch position, the key of the best value of that position over those batches (by float
+/// compare: a NaN is kept only when it came first; any element of the position will do, as long
+/// as each key is a distinct element's). Returns the bits of the positions that saw an element. The loads of up to
+/// [`SAMPLE_VECTORS`] vectors are issued before any is used.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn sample_keys<F: Float, N: Size>(
@@ -184,28 +190,57 @@ fn sample_keys<F: Float, N: Size>(
     let unit = linear_unit();
     let batch = comptime!(vectors_per_unit * width);
     let step = comptime!(units * vectors_per_unit * width);
+    let group = comptime!((SAMPLE_VECTORS / vectors_per_unit).clamp(1, PRIME_BATCHES));
+    let groups = comptime!(PRIME_BATCHES / group);
+    let mut best = Array::<f32>::new(batch);
     #[unroll]
     for j in 0..batch {
-        keys[j] = 0u32;
+        best[j] = f32::new(0.0);
     }
-    let mut valid = 0u32;
+    // Positions that have seen an element: the first one seen is taken whatever it is.
+    let mut seen = 0u32;
+    let mut loaded = Array::<Vector<F, N>>::new(comptime!(group * vectors_per_unit));
     #[unroll]
-    for b in 0..PRIME_BATCHES {
+    for g in 0..groups {
         #[unroll]
-        for v in 0..vectors_per_unit {
-            let element = start + b * step + (v * units + unit) * width;
-            if element < end {
-                let vector = input[(base + element * stride) / width];
-                #[unroll]
-                for lane in 0..width {
-                    let j = v * width + lane;
-                    keys[j] = max(keys[j], order_key::<F>(vector[lane], largest));
-                    valid |= 1u32 << (j as u32);
+        for b in 0..group {
+            #[unroll]
+            for v in 0..vectors_per_unit {
+                let element = start + (g * group + b) * step + (v * units + unit) * width;
+                if element < end {
+                    loaded[b * vectors_per_unit + v] = input[(base + element * stride) / width];
+                }
+            }
+        }
+        #[unroll]
+        for b in 0..group {
+            #[unroll]
+            for v in 0..vectors_per_unit {
+                let element = start + (g * group + b) * step + (v * units + unit) * width;
+                if element < end {
+                    let vector = loaded[b * vectors_per_unit + v];
+                    #[unroll]
+                    for lane in 0..width {
+                        let j = v * width + lane;
+                        let value = f32::cast_from(vector[lane]);
+                        let bit = 1u32 << (j as u32);
+                        let better = if comptime!(largest) {
+                            value > best[j]
+                        } else {
+                            value < best[j]
+                        };
+                        best[j] = select(better || (seen & bit) == 0u32, value, best[j]);
+                        seen |= bit;
+                    }
                 }
             }
         }
     }
-    valid
+    #[unroll]
+    for j in 0..batch {
+        keys[j] = order_key::<f32>(best[j], largest);
+    }
+    seen
 }
 
 /// Moves the batch in `vectors` (starting at element `first` of the range) into `floats` and
