@@ -29,16 +29,27 @@ def main():
         else ([1, 8, 64, 256], [32 << 10, 128 << 10, 256 << 10, 1 << 20], [1, 50, 256, 1024, 4096],
               [torch.float32, torch.bfloat16])
     )
+    wanted = None
+    if "--shapes" in sys.argv:
+        wanted = {tuple(int(x) for x in shape.split(":"))
+                  for shape in sys.argv[sys.argv.index("--shapes") + 1].split(",")}
+        batches = sorted({b for b, _, _ in wanted})
+        vocabs = sorted({v for _, v, _ in wanted})
+        ks = sorted({k for _, _, k in wanted})
+        dtypes = [torch.float32]
     rows = ["dtype,batch,vocab,k,strategy,device_us,wall_us,host_us"]
     print(f"{'dtype':>5} {'b':>4} {'V':>8} {'k':>5} {'device µs':>10} {'wall µs':>10} {'host µs':>10}")
     for dtype in dtypes:
         for batch in batches:
             for vocab in vocabs:
+                if wanted is not None and not any(b == batch and v == vocab for b, v, _ in wanted):
+                    continue
                 size = batch * vocab * (4 if dtype == torch.float32 else 2)
                 copies = max(1, min(512, -(-(128 << 20) // size)))
                 data = (torch.randn(copies * batch, vocab, device=dev) * 3.0).to(dtype)
                 inputs = [data[c * batch:(c + 1) * batch] for c in range(copies)]
-                for k in [k for k in ks if k <= vocab]:
+                for k in [k for k in ks if k <= vocab
+                          and (wanted is None or (batch, vocab, k) in wanted)]:
                     heavy = size >= 64 << 20
                     calls, samples, loops = (3, 3, 5) if heavy else (10, 9, 50)
                     i = [0]

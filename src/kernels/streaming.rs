@@ -9,20 +9,13 @@ use crate::kernels::candidates::{Candidates, write_top_k};
 use crate::kernels::primitives::{key_value, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
-/// Batches each unit samples to prime the threshold ([`Candidates::prime`] takes the best key of
-/// each batch position over them): a sample this many times larger than one batch puts the
-/// threshold near the row's k-th best, so fewer elements pass the float compare (at k = 50 on a
-/// 128k row, one batch let about 0.5 % through, which sent most warps into the per-element path).
-/// They are read again when offered, from the cache.
-const PRIME_BATCHES: usize = 4;
-
 /// Vector loads each unit keeps in flight while sampling (more would spill registers at 1024
 /// units per cube).
 const SAMPLE_VECTORS: usize = 8;
 
 /// Batches a unit offers on its own between two cube barriers (fewer barriers keep the loads of
 /// different planes overlapping instead of all waiting at once).
-const WINDOW: u32 = 4;
+const WINDOW: u32 = 8;
 
 /// Offers the elements `start..end` of a row (at `base`, `stride` apart) to `candidates`, in
 /// batches of `vectors_per_unit` vectors per unit. With vectors wider than one element the row is
@@ -30,9 +23,11 @@ const WINDOW: u32 = 4;
 ///
 /// The loads of the next batch are issued before the current one is offered, so two batches are
 /// in flight per unit. With `prime_per_unit > 0`, unless the whole range fits the buffer, a sample
-/// of the first [`PRIME_BATCHES`] batches primes the threshold ([`Candidates::prime`]) from each
-/// unit's best `prime_per_unit` sampled entries before anything is offered. Each unit offers up to [`WINDOW`]
-/// batches on its own before the cube meets: a unit that finds the buffer full stops there,
+/// of the first `prime_batches` batches primes the threshold
+/// ([`Candidates::prime`]) from each unit's best `prime_per_unit` sampled entries before anything
+/// is offered: the larger the sample, the nearer the threshold starts to the row's k-th best and
+/// the fewer elements pass the float compare, at the cost of reading the sample twice (the
+/// second time from the cache). Each unit offers up to [`WINDOW`] batches on its own before the cube meets: a unit that finds the buffer full stops there,
 /// keeping what did not fit, and the meeting compacts the buffer (and raises the threshold)
 /// before everyone goes on.
 #[cube]
@@ -54,6 +49,7 @@ pub fn offer_range<F: Float, N: Size>(
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
     #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
 ) {
     let width = input.vector_size();
     let batch = comptime!(vectors_per_unit * width);
@@ -88,6 +84,7 @@ pub fn offer_range<F: Float, N: Size>(
                 largest,
                 units,
                 vectors_per_unit,
+                prime_batches,
             );
             candidates.prime(&keys, valid, k, prime_per_unit, batch);
         }
@@ -168,7 +165,7 @@ pub fn offer_range<F: Float, N: Size>(
     }
 }
 
-/// Fills `keys` with this unit's sample of the first [`PRIME_BATCHES`] batches of `start..end`:
+/// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`:
 /// at each batch position, the key of the best value of that position over those batches (by float
 /// compare: a NaN is kept only when it came first; any element of the position will do, as long
 /// as each key is a distinct element's). Returns the bits of the positions that saw an element. The loads of up to
@@ -185,13 +182,16 @@ fn sample_keys<F: Float, N: Size>(
     #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
+    #[comptime] batches: usize,
 ) -> u32 {
     let width = input.vector_size();
     let unit = linear_unit();
     let batch = comptime!(vectors_per_unit * width);
     let step = comptime!(units * vectors_per_unit * width);
-    let group = comptime!((SAMPLE_VECTORS / vectors_per_unit).clamp(1, PRIME_BATCHES));
-    let groups = comptime!(PRIME_BATCHES / group);
+    // Batches whose loads are issued together (the last group may sample a few more batches
+    // than asked, which is as valid).
+    let group = comptime!((SAMPLE_VECTORS / vectors_per_unit).clamp(1, batches));
+    let groups = comptime!(batches.div_ceil(group));
     let mut best = Array::<f32>::new(batch);
     #[unroll]
     for j in 0..batch {
@@ -303,6 +303,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
     #[comptime] vectors_per_unit: usize,
     #[comptime] capacity: usize,
     #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = CUBE_POS;
@@ -325,6 +326,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         units,
         vectors_per_unit,
         prime_per_unit,
+        prime_batches,
     );
     write_top_k::<F, I, N>(
         &mut candidates,

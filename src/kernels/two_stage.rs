@@ -28,6 +28,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     #[comptime] vectors_per_unit: usize,
     #[comptime] capacity: usize,
     #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let len = input.shape(dim);
@@ -55,6 +56,7 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
         units,
         vectors_per_unit,
         prime_per_unit,
+        prime_batches,
     );
     let kept = candidates.compact(k, k) as usize;
     let k_len = k as usize;

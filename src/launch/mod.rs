@@ -260,6 +260,19 @@ pub(crate) fn prime_per_unit(k: usize, units: usize, capacity: usize) -> usize {
     (4 * k).div_ceil(units).clamp(1, (capacity / units).max(1))
 }
 
+/// Elements the streaming loop samples to prime its threshold at k ≤ 256 (see
+/// `prime_batches`): at k = 50 on 128k-element rows, 32k beat both 16k and 64k on the H100.
+const PRIME_SAMPLE: usize = 32 * 1024;
+
+/// Batches of `batch` elements per unit that a cube of `units` samples to prime its threshold on
+/// a range of `len` elements (see `kernels::streaming::offer_range`): about [`PRIME_SAMPLE`]
+/// elements, more for a larger k (whose threshold passes about k / sample of a random row), at
+/// most half the range (the sample is read twice), 1 to 8 batches.
+pub(crate) fn prime_batches(k: usize, len: usize, units: usize, batch: usize) -> usize {
+    let sample = (PRIME_SAMPLE * k.div_ceil(256)).min(len / 2);
+    (sample / (units * batch).max(1)).clamp(1, 8)
+}
+
 /// Vectors per unit for a batch of `batch` elements in vectors of `width`.
 pub(crate) fn vectors_per_unit(batch: usize, width: usize) -> usize {
     (batch / width).clamp(1, MAX_BATCH / width)

@@ -1,6 +1,6 @@
 //! Host side of [`crate::kernels::streaming`]: one cube per row, one launch.
 
-use super::{allocate_outputs, prime_per_unit, vectors_per_unit};
+use super::{allocate_outputs, prime_batches, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::streaming::streaming_kernel;
 use burn::tensor::DType;
@@ -55,6 +55,7 @@ pub(crate) fn launch<R: CubeRuntime>(
     let client = input.client.clone();
     let width = vector_width(&input, dim);
     let dtypes = [input.dtype.into(), index_dtype.into()];
+    let vectors = vectors_per_unit(config.batch, width);
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the buffer capacity). A checked launch clamps each load, which makes
     // the load wait for its data at once (seen in the H100 profile).
@@ -73,9 +74,10 @@ pub(crate) fn launch<R: CubeRuntime>(
             layout.inner,
             largest,
             config.units,
-            vectors_per_unit(config.batch, width),
+            vectors,
             config.capacity,
             prime_per_unit(k, config.units, config.capacity),
+            prime_batches(k, layout.len, config.units, vectors * width),
             dtypes,
         )
     };

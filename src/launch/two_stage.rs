@@ -1,7 +1,7 @@
 //! Host side of [`crate::kernels::two_stage`]: one cube per tile, then one cube per row.
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
+use super::{allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
 use burn::tensor::DType;
@@ -47,6 +47,7 @@ pub(crate) fn launch<R: CubeRuntime>(
     let tiles = layout.len.div_ceil(tile_width);
     let per_row = tiles * k;
     let (candidate_keys, candidate_indices) = allocate_scratch(&input, layout.rows, per_row);
+    let vectors = vectors_per_unit(config.tile.batch, width);
 
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, the tile, k or the capacity). A checked launch clamps each load, which makes
@@ -66,9 +67,10 @@ pub(crate) fn launch<R: CubeRuntime>(
             tile_width,
             largest,
             config.tile.units,
-            vectors_per_unit(config.tile.batch, width),
+            vectors,
             config.tile.capacity,
             prime_per_unit(k, config.tile.units, config.tile.capacity),
+            prime_batches(k, tile_width, config.tile.units, vectors * width),
             input.dtype.into(),
         )
     };
