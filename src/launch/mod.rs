@@ -267,10 +267,14 @@ const PRIME_SAMPLE: usize = 32 * 1024;
 /// Batches of `batch` elements per unit that a cube of `units` samples to prime its threshold on
 /// a range of `len` elements (see `kernels::streaming::offer_range`): about [`PRIME_SAMPLE`]
 /// elements, more for a larger k (whose threshold passes about k / sample of a random row), at
-/// most half the range (the sample is read twice), 1 to 8 batches.
+/// most half the range (the sample is read twice): 1, 2, 4 or 8 batches. The count is a comptime
+/// parameter of the kernels (a run-time loop over the sample was 4–5 µs slower at 4 vectors per
+/// unit on the H100), so it is rounded down to a power of two to keep the kernel variants that
+/// NVRTC compiles (and the autotuner's first calls) few.
 pub(crate) fn prime_batches(k: usize, len: usize, units: usize, batch: usize) -> usize {
     let sample = (PRIME_SAMPLE * k.div_ceil(256)).min(len / 2);
-    (sample / (units * batch).max(1)).clamp(1, 8)
+    let batches = (sample / (units * batch).max(1)).clamp(1, 8);
+    1 << batches.ilog2()
 }
 
 /// Vectors per unit for a batch of `batch` elements in vectors of `width`.
