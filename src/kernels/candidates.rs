@@ -18,9 +18,9 @@
 //! nothing is lost and the capacity is independent of the batch size.
 //!
 //! A fresh buffer accepts everything, so the first batch of a row would overflow it many times.
-//! [`Candidates::prime`] avoids that: each unit's best few entries of a sample of the row go through
-//! one histogram pass over their range, whose answer (a lower bound of their k-th best, so of the
-//! row's) becomes the threshold before any entry is offered.
+//! [`Candidates::prime`] avoids that: each unit's best few entries of a sample of the row go
+//! through one histogram pass over their range, whose answer (a lower bound of their k-th best, so
+//! of the row's) becomes the threshold before any entry is offered.
 
 use crate::kernels::primitives::{cube_exclusive_sum, key_value, linear_unit};
 use cubecl::prelude::*;
@@ -156,8 +156,8 @@ impl Candidates {
 
     /// Seeds the threshold of an empty buffer from a sample of the row: `batch` keys per unit, of
     /// which those with a bit in `valid` are real, each the key of a distinct element. Each unit
-    /// contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and
-    /// a histogram pass over their range finds the 1/256 slice of it that holds the k-th best
+    /// contributes its best `per_unit` keys (all of them when `per_unit ≥ batch`), and a
+    /// histogram pass over their range finds the 1/256 slice of it that holds the k-th best
     /// of them (a second pass narrows a wide slice). The slice's lower end becomes the threshold:
     /// at least k entries of the row reach it. Nothing is written to the buffer, and the
     /// threshold stays as it is when fewer than k keys are contributed.

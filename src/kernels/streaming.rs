@@ -22,14 +22,14 @@ const WINDOW: u32 = 8;
 /// contiguous (`stride` = 1) and `base`, `start` and `end` are multiples of the width.
 ///
 /// The loads of the next batch are issued before the current one is offered, so two batches are
-/// in flight per unit. With `prime_per_unit > 0`, unless the whole range fits the buffer, a sample
-/// of the first `prime_batches` batches primes the threshold
-/// ([`Candidates::prime`]) from each unit's best `prime_per_unit` sampled entries before anything
-/// is offered: the larger the sample, the nearer the threshold starts to the row's k-th best and
-/// the fewer elements pass the float compare, at the cost of reading the sample twice (the
-/// second time from the cache). Each unit offers up to [`WINDOW`] batches on its own before the cube meets: a unit that finds the buffer full stops there,
-/// keeping what did not fit, and the meeting compacts the buffer (and raises the threshold)
-/// before everyone goes on.
+/// in flight per unit. With `prime_per_unit > 0`, unless the whole range fits the buffer, a
+/// sample of the first `prime_batches` batches primes the threshold ([`Candidates::prime`]) from
+/// each unit's best `prime_per_unit` sampled entries before anything is offered: the larger the
+/// sample, the nearer the threshold starts to the row's k-th best and the fewer elements pass the
+/// float compare, at the cost of reading the sample twice (the second time from the cache). Each
+/// unit offers up to [`WINDOW`] batches on its own before the cube meets: a unit that finds the
+/// buffer full stops there, keeping what did not fit, and the meeting compacts the buffer (and
+/// raises the threshold) before everyone goes on.
 #[cube]
 // `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
 #[allow(
@@ -165,11 +165,11 @@ pub fn offer_range<F: Float, N: Size>(
     }
 }
 
-/// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`:
-/// at each batch position, the key of the best value of that position over those batches (by float
+/// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`: at each
+/// batch position, the key of the best value of that position over those batches (by float
 /// compare: a NaN is kept only when it came first; any element of the position will do, as long
-/// as each key is a distinct element's). Returns the bits of the positions that saw an element. The loads of up to
-/// [`SAMPLE_VECTORS`] vectors are issued before any is used.
+/// as each key is a distinct element's). Returns the bits of the positions that saw an element.
+/// The loads of up to [`SAMPLE_VECTORS`] vectors are issued before any is used.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn sample_keys<F: Float, N: Size>(
