@@ -202,13 +202,17 @@ fn sample_keys<F: Float, N: Size>(
     let mut loaded = Array::<Vector<F, N>>::new(comptime!(group * vectors_per_unit));
     #[unroll]
     for g in 0..groups {
+        // The group's loads first (bit `slot` of `in_range`: vector `slot` was loaded), then use.
+        let mut in_range = 0u32;
         #[unroll]
         for b in 0..group {
             #[unroll]
             for v in 0..vectors_per_unit {
+                let slot = b * vectors_per_unit + v;
                 let element = start + (g * group + b) * step + (v * units + unit) * width;
                 if element < end {
-                    loaded[b * vectors_per_unit + v] = input[(base + element * stride) / width];
+                    loaded[slot] = input[(base + element * stride) / width];
+                    in_range |= 1u32 << (slot as u32);
                 }
             }
         }
@@ -216,9 +220,9 @@ fn sample_keys<F: Float, N: Size>(
         for b in 0..group {
             #[unroll]
             for v in 0..vectors_per_unit {
-                let element = start + (g * group + b) * step + (v * units + unit) * width;
-                if element < end {
-                    let vector = loaded[b * vectors_per_unit + v];
+                let slot = b * vectors_per_unit + v;
+                if (in_range & (1u32 << (slot as u32))) != 0u32 {
+                    let vector = loaded[slot];
                     #[unroll]
                     for lane in 0..width {
                         let j = v * width + lane;
