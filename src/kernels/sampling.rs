@@ -20,19 +20,21 @@
 //!    sums make the prefix decisions and the draw consistent with each other.
 //! 3. When a prefix ends inside a run of equal keys, the cut tie is found by index with the same
 //!    radix select over the index digits (rare with float logits: only then are those passes run).
-//! 4. The draw is an inverse CDF on the survivors' fixed-point weights in "unit-major" order (all
-//!    elements of unit 0, then of unit 1, ...): a cube scan of per-unit masses finds the unit
-//!    holding the draw, then the cube scans that unit's elements. Any fixed order gives the right
-//!    distribution; this one keeps every read coalesced. One Philox call per row gives the draw.
+//! 4. The draw is an inverse CDF on the survivors' fixed-point weights, walked by class (index
+//!    mod 256) then index: every unit's elements fall in one class, so a cube scan of per-class
+//!    masses finds the class holding the draw, then the cube scans that class's elements. Any
+//!    fixed order gives the right distribution; this one keeps every read coalesced and does not
+//!    depend on the cube size. One Philox call per row gives the draw.
 //!
 //! Passes over the row: 2 (greedy, top-k off) to about 14 (sequential top-k then top-p with a cut
 //! tie); after the first they mostly hit cache (one row of 128k f32 is 512 KiB).
 
 use crate::kernels::philox::philox_first_word;
-use crate::kernels::primitives::{linear_unit, order_key};
+use crate::kernels::primitives::{cube_exclusive_sum, linear_unit, order_key};
 use crate::kernels::wide::{
     cube_exclusive_sum_wide, wide_add, wide_div_ceil, wide_ge, wide_mul, wide_scale, wide_sub,
 };
+use crate::sampling::reference::DRAW_CLASSES;
 use cubecl::prelude::*;
 
 /// Output of the kernel: one token per row (and a validity flag).
@@ -54,6 +56,9 @@ pub const PER_ROW_MIN_P: u32 = 8;
 pub const PER_ROW_SEED: u32 = 16;
 
 const BINS: usize = 256;
+/// Classes of the draw order ([`DRAW_CLASSES`]): it fixes which token a seed gives, on the device
+/// and on the host, so it must not depend on the cube size.
+pub const DRAW_BINS: usize = DRAW_CLASSES;
 /// Fixed-point scale of weights: the row's largest probability weighs 2^31.
 const WEIGHT_SCALE: f32 = 2_147_483_648.0;
 /// 2^32, to turn a probability in (0, 1) into a 32-bit binary fraction.
@@ -181,6 +186,31 @@ pub(crate) fn fixed_weight(weight: f32) -> u32 {
     u32::cast_from(weight * WEIGHT_SCALE + 0.5f32)
 }
 
+/// Elements each unit loads before it uses any, in every pass over the row. One cube per row
+/// leaves most of the GPU idle at small batch, so each unit must keep several loads in flight or
+/// every pass waits out one memory latency per element.
+const LOADS: usize = 16;
+
+/// The unit's `LOADS` elements from `start` on (`start`, `start + units`, ...), all loaded before
+/// any is used. Positions past the row read its last element, a valid address: callers skip them.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_group<F: Float>(
+    input: &Tensor<F>,
+    values: &mut Array<F>,
+    base: usize,
+    stride: usize,
+    vocab: usize,
+    start: usize,
+    #[comptime] units: usize,
+) {
+    #[unroll]
+    for j in 0..LOADS {
+        let i = min(start + j * units, vocab - 1usize);
+        values[j] = input[base + i * stride];
+    }
+}
+
 /// Cube-wide maximum of one `i32` per unit. Every unit must call it; `scratch` needs
 /// `CUBE_DIM / PLANE_DIM + 1` words. (Signed on purpose: lavapipe's `plane_max` on `u32` is signed.)
 #[cube]
@@ -254,6 +284,7 @@ fn radix_search<F: Float>(
     mass_lo: &SharedMemory<Atomic<u32>>,
     mass_hi: &SharedMemory<Atomic<u32>>,
     decision: &mut SharedMemory<u32>,
+    scan: &mut SharedMemory<u32>,
     #[comptime] from_probs: bool,
     #[comptime] cube_dim: u32,
 ) {
@@ -285,73 +316,112 @@ fn radix_search<F: Float>(
         }
         sync_cube();
         let prefix = decision[PREFIX];
-        let mut i = unit;
-        while i < vocab {
-            let value = input[base + i * stride];
-            let key = order_key::<F>(value, true);
-            let mut field = key;
-            let mut eligible = true;
-            if by_index {
-                field = (vocab - 1usize - i) as u32;
-                eligible = key == tie_key;
-            }
-            if eligible && (field & mask) == prefix {
-                let digit = ((field >> shift) & 0xFFu32) as usize;
-                counts[digit].fetch_add(1u32);
-                if !by_index {
-                    let weight = fixed_weight(relative_weight(
-                        f32::cast_from(value),
-                        top,
-                        temperature,
-                        from_probs,
-                    ));
-                    if weight > 0u32 {
-                        let old = mass_lo[digit].fetch_add(weight);
-                        // The low word wrapped: carry into the high word.
-                        if weight > 0xFFFF_FFFFu32 - old {
-                            mass_hi[digit].fetch_add(1u32);
+        let mut values = Array::<F>::new(LOADS);
+        let mut start = unit;
+        while start < vocab {
+            load_group::<F>(
+                input,
+                &mut values,
+                base,
+                stride,
+                vocab,
+                start,
+                comptime!(cube_dim as usize),
+            );
+            #[unroll]
+            for j in 0..LOADS {
+                let i = start + j * units;
+                if i < vocab {
+                    let value = values[j];
+                    let key = order_key::<F>(value, true);
+                    let mut field = key;
+                    let mut eligible = true;
+                    if by_index {
+                        field = (vocab - 1usize - i) as u32;
+                        eligible = key == tie_key;
+                    }
+                    if eligible && (field & mask) == prefix {
+                        let digit = ((field >> shift) & 0xFFu32) as usize;
+                        // A search by mass needs only the last pass's counts (the ties of the
+                        // key found); each atomic skipped saves contended shared-memory work.
+                        if !by_mass || pass == 3u32 {
+                            counts[digit].fetch_add(1u32);
+                        }
+                        if !by_index {
+                            let weight = fixed_weight(relative_weight(
+                                f32::cast_from(value),
+                                top,
+                                temperature,
+                                from_probs,
+                            ));
+                            if weight > 0u32 {
+                                let old = mass_lo[digit].fetch_add(weight);
+                                // The low word wrapped: carry into the high word.
+                                if weight > 0xFFFF_FFFFu32 - old {
+                                    mass_hi[digit].fetch_add(1u32);
+                                }
+                            }
                         }
                     }
                 }
             }
-            i += units;
+            start += LOADS * units;
         }
         sync_cube();
-        if UNIT_POS == 0 {
-            let remaining_rank = decision[RANK];
-            let mut remaining_hi = decision[TARGET_HI];
-            let mut remaining_lo = decision[TARGET_LO];
-            if !by_index && pass == first_pass {
-                // Every element is in the first histogram: the row's total mass.
-                let mut total_hi = 0u32;
-                let mut total_lo = 0u32;
-                for b in 0usize..BINS {
-                    let (h, l) = wide_add(total_hi, total_lo, mass_hi[b].load(), mass_lo[b].load());
-                    total_hi = h;
-                    total_lo = l;
-                }
+        // The bin where the count (or mass) from the top reaches what is needed: each unit sums a
+        // run of bins from the top, the cube scans the runs, and the one unit whose run crosses
+        // the target walks it. (One unit walking all 256 bins cost microseconds per pass.)
+        let remaining_rank = decision[RANK];
+        let mut remaining_hi = decision[TARGET_HI];
+        let mut remaining_lo = decision[TARGET_LO];
+        let per_unit = comptime!(BINS.div_ceil(cube_dim as usize));
+        let first = min(unit * per_unit, BINS);
+        let last = min(first + per_unit, BINS);
+        let mut run_count = 0u32;
+        let mut run_hi = 0u32;
+        let mut run_lo = 0u32;
+        for step in first..last {
+            let b = BINS - 1usize - step;
+            run_count += counts[b].load();
+            let (h, l) = wide_add(run_hi, run_lo, mass_hi[b].load(), mass_lo[b].load());
+            run_hi = h;
+            run_lo = l;
+        }
+        let (count_before, _) = cube_exclusive_sum(run_count, scan);
+        let (before_hi, before_lo, total_hi, total_lo) =
+            cube_exclusive_sum_wide(run_hi, run_lo, scan);
+        if !by_index && pass == first_pass {
+            // Every element is in the first histogram: the row's total mass.
+            if UNIT_POS == 0 {
                 decision[TOTAL_HI] = total_hi;
                 decision[TOTAL_LO] = total_lo;
-                if by_mass && target_from_total {
-                    let (h, l, round_up) = wide_scale(total_hi, total_lo, target_fraction);
-                    let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
-                    remaining_hi = h;
-                    remaining_lo = select(h == 0u32 && l == 0u32, 1u32, l);
-                }
             }
-            // From the top bin down: the first bin where the count (or mass) reaches what is needed.
-            let mut above_count = 0u32;
-            let mut above_hi = 0u32;
-            let mut above_lo = 0u32;
+            if by_mass && target_from_total {
+                let (h, l, round_up) = wide_scale(total_hi, total_lo, target_fraction);
+                let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
+                remaining_hi = h;
+                remaining_lo = select(h == 0u32 && l == 0u32, 1u32, l);
+            }
+        }
+        let (end_hi, end_lo) = wide_add(before_hi, before_lo, run_hi, run_lo);
+        let mut reached_before = count_before >= remaining_rank;
+        let mut reached_end = count_before + run_count >= remaining_rank;
+        if by_mass {
+            reached_before = wide_ge(before_hi, before_lo, remaining_hi, remaining_lo);
+            reached_end = wide_ge(end_hi, end_lo, remaining_hi, remaining_lo);
+        }
+        if reached_end && !reached_before {
+            let mut above_count = count_before;
+            let mut above_hi = before_hi;
+            let mut above_lo = before_lo;
             let mut digit = 0u32;
             let mut found = false;
-            for step in 0usize..BINS {
+            for step in first..last {
                 let b = BINS - 1usize - step;
                 if !found {
                     let count = counts[b].load();
-                    let bin_hi = mass_hi[b].load();
-                    let bin_lo = mass_lo[b].load();
-                    let (reach_hi, reach_lo) = wide_add(above_hi, above_lo, bin_hi, bin_lo);
+                    let (reach_hi, reach_lo) =
+                        wide_add(above_hi, above_lo, mass_hi[b].load(), mass_lo[b].load());
                     let mut reached = above_count + count >= remaining_rank;
                     if by_mass {
                         reached = wide_ge(reach_hi, reach_lo, remaining_hi, remaining_lo);
@@ -439,6 +509,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     let mut decision = SharedMemory::<u32>::new(DECISION_WORDS);
     let mut scratch = SharedMemory::<u32>::new(3usize * (cube_dim as usize + 1usize));
     let mut reduce = SharedMemory::<i32>::new(cube_dim as usize + 1usize);
+    let mut unit_mass = SharedMemory::<u32>::new(2usize * cube_dim as usize);
 
     // This row's parameters.
     let params = RowParams::read::<P, I>(
@@ -464,17 +535,33 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     let mut best_key = 0u32;
     let mut best_index = 0u32;
     let mut negative = 0i32;
-    let mut i = unit;
-    while i < vocab {
-        let key = order_key::<F>(input[base + i * stride], true);
-        if key > best_key {
-            best_key = key;
-            best_index = i as u32;
+    let mut values = Array::<F>::new(LOADS);
+    let mut start = unit;
+    while start < vocab {
+        load_group::<F>(
+            input,
+            &mut values,
+            base,
+            stride,
+            vocab,
+            start,
+            comptime!(cube_dim as usize),
+        );
+        #[unroll]
+        for j in 0..LOADS {
+            let i = start + j * units;
+            if i < vocab {
+                let key = order_key::<F>(values[j], true);
+                if key > best_key {
+                    best_key = key;
+                    best_index = i as u32;
+                }
+                if key < KEY_ZERO {
+                    negative = 1i32;
+                }
+            }
         }
-        if key < KEY_ZERO {
-            negative = 1i32;
-        }
-        i += units;
+        start += LOADS * units;
     }
     let top_key = u32::reinterpret(cube_max_i32(
         i32::reinterpret(best_key ^ KEY_ZERO),
@@ -504,21 +591,37 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
                 valid[row] = I::cast_from(select(row_ok, 1u32, 0u32));
             }
         } else {
-            let mut i = unit;
-            while i < vocab {
-                let value = input[base + i * stride];
-                let mut out = value;
-                if row_ok && i as u32 != argmax {
-                    if mask_logits {
-                        out = F::cast_from(neg_inf);
-                    } else {
-                        out = F::cast_from(0.0f32);
+            let mut values = Array::<F>::new(LOADS);
+            let mut start = unit;
+            while start < vocab {
+                load_group::<F>(
+                    input,
+                    &mut values,
+                    base,
+                    stride,
+                    vocab,
+                    start,
+                    comptime!(cube_dim as usize),
+                );
+                #[unroll]
+                for j in 0..LOADS {
+                    let i = start + j * units;
+                    if i < vocab {
+                        let value = values[j];
+                        let mut out = value;
+                        if row_ok && i as u32 != argmax {
+                            if mask_logits {
+                                out = F::cast_from(neg_inf);
+                            } else {
+                                out = F::cast_from(0.0f32);
+                            }
+                        } else if row_ok && !mask_logits {
+                            out = F::cast_from(1.0f32);
+                        }
+                        filtered[out_base + i] = out;
                     }
-                } else if row_ok && !mask_logits {
-                    out = F::cast_from(1.0f32);
                 }
-                filtered[out_base + i] = out;
-                i += units;
+                start += LOADS * units;
             }
         }
         terminate!();
@@ -558,6 +661,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             &mass_lo,
             &mass_hi,
             &mut decision,
+            &mut scratch,
             from_probs,
             cube_dim,
         );
@@ -615,6 +719,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             &mass_lo,
             &mass_hi,
             &mut decision,
+            &mut scratch,
             from_probs,
             cube_dim,
         );
@@ -676,33 +781,71 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             &mass_lo,
             &mass_hi,
             &mut decision,
+            &mut scratch,
             from_probs,
             cube_dim,
         );
         last_tie = top_field - decision[PREFIX];
     }
 
-    // 4. The survivors' mass per unit (unit-major order), and its cube-wide scan.
+    // 4. The survivors' mass per class of the draw order (index mod `DRAW_BINS`, then index), and
+    // its cube-wide scan. A unit's elements all fall in class `unit mod DRAW_BINS`, so any cube
+    // size that is a multiple of `DRAW_BINS` gives the same order, hence the same token.
     if UNIT_POS == 0 {
         decision[OWNER] = 0xFFFF_FFFFu32;
         decision[TOKEN] = argmax;
     }
     let mut mine_hi = 0u32;
     let mut mine_lo = 0u32;
-    let mut i = unit;
-    while i < vocab {
-        let value = f32::cast_from(input[base + i * stride]);
-        let key = order_key::<f32>(value, true);
-        let weight = relative_weight(value, top, params.temperature, from_probs);
-        if survives(key, i as u32, weight, cut, cut_key, last_tie, params.min_p) {
-            let (h, l) = wide_add(mine_hi, mine_lo, 0u32, fixed_weight(weight));
-            mine_hi = h;
-            mine_lo = l;
+    let mut values = Array::<F>::new(LOADS);
+    let mut start = unit;
+    while start < vocab {
+        load_group::<F>(
+            input,
+            &mut values,
+            base,
+            stride,
+            vocab,
+            start,
+            comptime!(cube_dim as usize),
+        );
+        #[unroll]
+        for j in 0..LOADS {
+            let i = start + j * units;
+            if i < vocab {
+                let value = f32::cast_from(values[j]);
+                let key = order_key::<f32>(value, true);
+                let weight = relative_weight(value, top, params.temperature, from_probs);
+                if survives(key, i as u32, weight, cut, cut_key, last_tie, params.min_p) {
+                    let (h, l) = wide_add(mine_hi, mine_lo, 0u32, fixed_weight(weight));
+                    mine_hi = h;
+                    mine_lo = l;
+                }
+            }
         }
-        i += units;
+        start += LOADS * units;
+    }
+    unit_mass[2usize * unit] = mine_hi;
+    unit_mass[2usize * unit + 1usize] = mine_lo;
+    sync_cube();
+    let mut class_hi = 0u32;
+    let mut class_lo = 0u32;
+    if unit < DRAW_BINS {
+        let mut member = unit;
+        while member < units {
+            let (h, l) = wide_add(
+                class_hi,
+                class_lo,
+                unit_mass[2usize * member],
+                unit_mass[2usize * member + 1usize],
+            );
+            class_hi = h;
+            class_lo = l;
+            member += DRAW_BINS;
+        }
     }
     let (before_hi, before_lo, sum_hi, sum_lo) =
-        cube_exclusive_sum_wide(mine_hi, mine_lo, &mut scratch);
+        cube_exclusive_sum_wide(class_hi, class_lo, &mut scratch);
 
     if sample_tokens {
         // The draw: r = floor(random * total / 2^32), uniform over [0, total) to 2^-32.
@@ -716,8 +859,9 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
         );
         let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
         let (draw_hi, draw_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
-        let (end_hi, end_lo) = wide_add(before_hi, before_lo, mine_hi, mine_lo);
-        if wide_ge(draw_hi, draw_lo, before_hi, before_lo)
+        let (end_hi, end_lo) = wide_add(before_hi, before_lo, class_hi, class_lo);
+        if unit < DRAW_BINS
+            && wide_ge(draw_hi, draw_lo, before_hi, before_lo)
             && !wide_ge(draw_hi, draw_lo, end_hi, end_lo)
         {
             decision[OWNER] = unit as u32;
@@ -726,18 +870,18 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             decision[REMAINDER_LO] = left_lo;
         }
         sync_cube();
-        // The owner's elements, scanned by the whole cube, chunk by chunk.
+        // The owning class's elements, scanned by the whole cube, chunk by chunk.
         let owner = decision[OWNER] as usize;
         let mut left_hi = decision[REMAINDER_HI];
         let mut left_lo = decision[REMAINDER_LO];
         let mut owned = 0usize;
         if owner < vocab {
-            owned = (vocab - owner).div_ceil(units);
+            owned = (vocab - owner).div_ceil(DRAW_BINS);
         }
         let chunks = owned.div_ceil(units);
         for chunk in 0usize..chunks {
             let j = chunk * units + unit;
-            let i = owner + j * units;
+            let i = owner + j * DRAW_BINS;
             let mut weight = 0u32;
             if j < owned {
                 let value = f32::cast_from(input[base + i * stride]);
@@ -777,19 +921,37 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     } else {
         // The filtered row: masked logits, or the survivors' probabilities renormalised.
         let kept_mass = f32::cast_from(sum_hi) * 2.0f32 + f32::cast_from(sum_lo) / WEIGHT_SCALE;
-        let mut i = unit;
-        while i < vocab {
-            let raw = input[base + i * stride];
-            let value = f32::cast_from(raw);
-            let key = order_key::<f32>(value, true);
-            let weight = relative_weight(value, top, params.temperature, from_probs);
-            let keep = survives(key, i as u32, weight, cut, cut_key, last_tie, params.min_p);
-            if mask_logits {
-                filtered[out_base + i] = select(keep, raw, F::cast_from(neg_inf));
-            } else {
-                filtered[out_base + i] = F::cast_from(select(keep, weight / kept_mass, 0.0f32));
+        let mut values = Array::<F>::new(LOADS);
+        let mut start = unit;
+        while start < vocab {
+            load_group::<F>(
+                input,
+                &mut values,
+                base,
+                stride,
+                vocab,
+                start,
+                comptime!(cube_dim as usize),
+            );
+            #[unroll]
+            for j in 0..LOADS {
+                let i = start + j * units;
+                if i < vocab {
+                    let raw = values[j];
+                    let value = f32::cast_from(raw);
+                    let key = order_key::<f32>(value, true);
+                    let weight = relative_weight(value, top, params.temperature, from_probs);
+                    let keep =
+                        survives(key, i as u32, weight, cut, cut_key, last_tie, params.min_p);
+                    if mask_logits {
+                        filtered[out_base + i] = select(keep, raw, F::cast_from(neg_inf));
+                    } else {
+                        filtered[out_base + i] =
+                            F::cast_from(select(keep, weight / kept_mass, 0.0f32));
+                    }
+                }
             }
-            i += units;
+            start += LOADS * units;
         }
     }
 }

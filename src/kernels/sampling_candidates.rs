@@ -18,7 +18,7 @@
 //! 3. the joint order puts top-p on the unrenormalised distribution, whose normaliser is the
 //!    fixed-point mass of the whole row: one extra read of the row with vector loads, several in
 //!    flight per unit, folded into this kernel;
-//! 4. the draw walks the survivors in `sampling_kernel`'s unit-major order (index mod 256, then
+//! 4. the draw walks the survivors in `sampling_kernel`'s order (class: index mod 256, then
 //!    index): a radix select by mass over the position key `(index mod 256) << 24 | index >> 8`,
 //!    8 bits per pass, with 64-bit fixed-point histograms of the survivors' weights; passes over
 //!    bytes that are zero for every index of the row are skipped (two passes for vocabularies up to
@@ -27,16 +27,13 @@
 use crate::kernels::philox::philox_first_word;
 use crate::kernels::primitives::{linear_unit, order_key};
 use crate::kernels::sampling::{
-    FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, RowParams, cube_max_i32, fixed_weight,
-    relative_weight,
+    DRAW_BINS, FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, RowParams, cube_max_i32,
+    fixed_weight, relative_weight,
 };
 use crate::kernels::wide::{
     cube_exclusive_sum_wide, wide_add, wide_ge, wide_mul, wide_scale, wide_sub,
 };
 use cubecl::prelude::*;
-
-/// Histogram bins of the draw: one per unit of `sampling_kernel`'s cube, which fixes the order.
-pub const DRAW_BINS: usize = 256;
 
 // Slots of the `decision` shared memory.
 const CUT: usize = 0;

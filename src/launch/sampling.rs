@@ -3,8 +3,8 @@
 //! k = 1): the crate's top-k, then [`crate::kernels::sampling_candidates`] on the candidates.
 
 use crate::kernels::sampling::{
-    OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P, PER_ROW_SEED,
-    PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
+    DRAW_BINS, OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P,
+    PER_ROW_SEED, PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
 };
 use crate::kernels::sampling_candidates::candidate_sampling_kernel;
 use crate::launch::streaming::{cube_grid, vector_width};
@@ -13,11 +13,22 @@ use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
 use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use cubecl::ir::HardwareProperties;
 use cubecl::prelude::*;
 
-/// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
-/// The draw order depends on it, so changing it changes which token a seed gives.
-pub(crate) const CUBE_UNITS: u32 = 256;
+/// Units per cube of both sampling kernels, one cube per row. A row read by one cube leaves most
+/// processors idle at small batch, so while the rows are fewer than the processors (and `long_read`:
+/// the kernel reads whole rows) the cube is as large as the device allows, up to 1024 units;
+/// otherwise 256, which every device supports. Always a multiple of the draw's classes
+/// ([`DRAW_BINS`]) and of every plane size (8 to 64); the tokens do not depend on it.
+fn cube_units(hardware: &HardwareProperties, rows: usize, long_read: bool) -> usize {
+    let max_units = (hardware.max_units_per_cube as usize).min(1024) / DRAW_BINS * DRAW_BINS;
+    if long_read && rows < processors(hardware) {
+        max_units.max(DRAW_BINS)
+    } else {
+        DRAW_BINS
+    }
+}
 
 /// Per-row parameter tensors on a CubeCL device (validated: `[rows]`, dtypes checked).
 pub(crate) struct PerRowTensors<R: CubeRuntime> {
@@ -155,6 +166,7 @@ fn launch_kernel<R: CubeRuntime>(
 ) {
     let client = input.client.clone();
     let rows = input.shape()[0];
+    let cube_dim = cube_units(&client.properties().hardware, rows, true) as u32;
     let ParamSlots {
         temperatures,
         top_ks,
@@ -183,7 +195,7 @@ fn launch_kernel<R: CubeRuntime>(
         sampling_kernel::launch_unchecked::<R>(
             &client,
             cube_grid(rows),
-            CubeDim::new_1d(CUBE_UNITS),
+            CubeDim::new_1d(cube_dim),
             input.into_tensor_arg(),
             temperatures.into_tensor_arg(),
             top_ks.into_tensor_arg(),
@@ -209,7 +221,7 @@ fn launch_kernel<R: CubeRuntime>(
             kernel_output,
             scalars.source == Source::Probabilities,
             scalars.order == FilterOrder::Joint,
-            CUBE_UNITS,
+            cube_dim,
             dtypes,
         )
     };
@@ -293,13 +305,7 @@ fn sample_from_top_k<R: CubeRuntime>(
     let joint = scalars.order == FilterOrder::Joint;
     let p_may_cut = scalars.top_p < 1.0 || flags & PER_ROW_TOP_P != 0;
     let full_pass = from_probs || (joint && p_may_cut && kept < vocab);
-    // A long read of the row wants many loads in flight: large cubes when the rows are few.
-    let max_units = (hardware.max_units_per_cube as usize).min(1024) / 256 * 256;
-    let cube_dim = if full_pass && rows < processors(&hardware) {
-        max_units.max(256)
-    } else {
-        256
-    };
+    let cube_dim = cube_units(&hardware, rows, full_pass);
     let per_unit = kept.div_ceil(cube_dim) as u32;
     let width = if full_pass {
         vector_width(&input, 1)

@@ -151,15 +151,18 @@ pub fn filter_row(values: &[f64], settings: &RowSettings) -> Option<Filtered> {
     })
 }
 
-/// The units of a device cube, which fix the draw order (see [`draw`]).
-pub const DRAW_UNITS: usize = 256;
+/// Classes of the draw order (see [`draw`]): elements are walked by index mod `DRAW_CLASSES`, then
+/// by index.
+pub const DRAW_CLASSES: usize = 256;
 
-/// Inverse-CDF draw of `random / 2^32` from `weights`, walking the elements in the kernels'
-/// "unit-major" order (`0, 256, 512, ..., 1, 257, ...`), so the host and the device pick the same
-/// token for the same random word, up to rounding at the boundaries between tokens.
+/// Inverse-CDF draw of `random / 2^32` from `weights`, walking the elements in the kernels' order,
+/// by class (index mod [`DRAW_CLASSES`]) then index (`0, 256, 512, ..., 1, 257, ...`), so the host
+/// and the device pick the same token for the same random word, up to rounding at the boundaries
+/// between tokens. (Any fixed order gives the right distribution; this one lets every unit of a
+/// device cube add up its own elements.)
 pub fn draw(weights: &[f64], random: u32) -> usize {
-    let units = DRAW_UNITS.min(weights.len()).max(1);
-    let order = (0..units).flat_map(|unit| (unit..weights.len()).step_by(units));
+    let classes = DRAW_CLASSES.min(weights.len()).max(1);
+    let order = (0..classes).flat_map(|class| (class..weights.len()).step_by(classes));
     let total: f64 = order.clone().map(|i| weights[i]).sum();
     let target = f64::from(random) / 4_294_967_296.0 * total;
     let mut mass = 0.0;
