@@ -22,8 +22,10 @@
 //!   sampling from probabilities (which must check the row for negative values) read the row once
 //!   more inside that second launch, with vector loads.
 //! - **One-launch kernel** ([`crate::kernels::sampling`]): one cube per row does everything on the
-//!   whole row with radix-select passes. A per-row k tensor takes it because the largest k of the
-//!   batch is not known on the host without a read-back.
+//!   whole row with radix-select passes, each unit keeping 8–16 loads in flight; while the rows
+//!   are fewer than the processors the cube is as large as the device allows (1024 units on
+//!   NVIDIA), which does not change the tokens. A per-row k tensor takes it because the largest k
+//!   of the batch is not known on the host without a read-back.
 //!
 //! Each CubeCL launch costs about 10 µs of host time on CUDA, which bounds the call rate at
 //! small batch.
