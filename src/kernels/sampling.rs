@@ -1,8 +1,9 @@
 //! Token sampling and its filters: one cube per row, the whole call in one launch.
 //!
-//! Calls with a batch top-k of at most 4096 (and greedy calls) take the faster two-launch path of
+//! Calls with a batch top-k of at most 4096 take the faster two-launch path of
 //! [`crate::kernels::sampling_candidates`] instead, which gives the same tokens; this kernel serves
-//! the modes without top-k, per-row k tensors, larger k and the filter ops.
+//! greedy calls (its first pass), the modes without top-k, per-row k tensors, larger k and the
+//! filter ops.
 //!
 //! Why this design: at decode time the host, not the GPU, sets the pace at small batch (about
 //! 10 µs of host time per CubeCL launch on CUDA), and CubeCL has no device-wide fence to hand

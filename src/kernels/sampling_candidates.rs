@@ -1,7 +1,7 @@
 //! Token sampling from a row's top-k candidates: the second launch of the fast path.
 //!
-//! When a call has a top-k of at most [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K) (greedy counts
-//! as k = 1), the host first runs the crate's own top-k on the logits (or probabilities), which
+//! When a call has a top-k of at most [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), the
+//! host first runs the crate's own top-k on the logits (or probabilities), which
 //! reads each row once with vector loads and writes the k largest, sorted by value descending,
 //! ties by smaller index: exactly the order every prefix filter of
 //! [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) cuts. This kernel then works on

@@ -1,6 +1,7 @@
 //! Host side of the sampling kernels: [`crate::kernels::sampling`] (one launch per call, one cube
-//! per row), and the fast path for calls with a top-k of at most [`STREAMING_MAX_K`] (greedy is
-//! k = 1): the crate's top-k, then [`crate::kernels::sampling_candidates`] on the candidates.
+//! per row; greedy calls run only its first pass), and the fast path for calls with a top-k of at
+//! most [`STREAMING_MAX_K`]: the crate's top-k, then [`crate::kernels::sampling_candidates`] on
+//! the candidates.
 
 use crate::kernels::sampling::{
     DRAW_BINS, OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P,
@@ -232,8 +233,9 @@ const ROW_PASS_VECTORS: u32 = 4;
 
 /// The k of the fast path for this call, or `None` where the one-launch kernel runs: token
 /// sampling (not the filters) with a batch top-k whose k, cut to the vocabulary, is at most
-/// [`STREAMING_MAX_K`], or greedy decoding from logits (k = 1). Per-row k tensors take the
-/// one-launch kernel: their largest k is not known on the host without a read-back.
+/// [`STREAMING_MAX_K`]. Per-row k tensors take the one-launch kernel (their largest k is not known
+/// on the host without a read-back), and so does greedy decoding from logits: its first pass is
+/// the argmax, one launch and one read instead of a top-k and a candidate kernel.
 fn fast_path_k<R: CubeRuntime>(
     input: &CubeTensor<R>,
     per_row: &PerRowTensors<R>,
@@ -247,7 +249,10 @@ fn fast_path_k<R: CubeRuntime>(
     let greedy = scalars.source == Source::Logits
         && per_row.temperature.is_none()
         && scalars.temperature == 0.0;
-    let kept = if greedy { 1 } else { scalars.top_k?.min(vocab) };
+    if greedy {
+        return None;
+    }
+    let kept = scalars.top_k?.min(vocab);
     (kept <= STREAMING_MAX_K).then_some(kept)
 }
 

@@ -11,7 +11,7 @@
 //! | mode | path | launches |
 //! |---|---|---|
 //! | batch top-k with k (cut to the vocabulary) ≤ [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), alone or with temperature, top-p (sequential or joint), min-p, per-row temperature / p / min-p / seeds | top-k, then candidates | 2 (3 when the autotuned top-k is two-stage) |
-//! | greedy (batch temperature 0, logits) | top-k with k = 1, then candidates | 2 (3 likewise) |
+//! | greedy (batch temperature 0, logits) | the one-launch kernel's first pass (the argmax) | 1 |
 //! | no top-k (plain, top-p alone, min-p alone), per-row k tensor, k > 4096, the filter ops | one-launch kernel | 1 |
 //!
 //! - **Top-k, then candidates** (the fast path): the crate's own top-k

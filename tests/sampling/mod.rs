@@ -808,8 +808,12 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
                     assert_eq!(fast, one_launch, "{mode}, {name}, vocab {vocab}, k {k}");
                 }
             }
-            // Greedy (k = 1 on the fast path) against per-row zero temperatures (one launch).
+            // Greedy (the one-launch kernel's first pass) against top-k 1 (the fast path with one
+            // candidate) and against per-row zero temperatures (the one-launch kernel's full path).
             let greedy = tokens_and_validity::<B>(&values, rows, &SamplingParams::greedy(), device);
+            let top_1 =
+                tokens_and_validity::<B>(&values, rows, &SamplingParams::new().top_k(1), device);
+            assert_eq!(greedy, top_1, "greedy and top-k 1, {name}, vocab {vocab}");
             let zeros = floats::<B>(vec![0.0; rows], device);
             let one_launch = tokens_and_validity::<B>(
                 &values,
