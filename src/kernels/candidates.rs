@@ -661,12 +661,74 @@ fn whole_limit(units: usize) -> usize {
     (((units * RANK_SELECT_WORK) as f64).sqrt() as usize).min(BINS * COPIES)
 }
 
-/// Finishes a row: cuts `candidates` to the exact k best, sorts them and writes them best first
-/// into the contiguous outputs (consecutive results `inner` apart), values taken from their keys
-/// (read again from the input where the key lost bits: NaN payloads, −0.0). A buffer small
-/// enough (the usual case once the threshold is primed, or after a cut to that size) is ranked
-/// whole instead of cut to exactly k: the entries ranked below k are the top-k (the buffer holds
-/// every entry at or above the threshold, so at least k).
+/// Cuts `candidates` to the best k and orders them. Returns how many entries are left (at most
+/// the buffer's count) and whether their order is their rank ([`Candidates::rank_of`]; entries
+/// ranked k or more are not among the best k) or their position (sorted best first). A buffer
+/// small enough (the usual case once the threshold is primed, or after a cut to that size) is
+/// ranked whole instead of cut to exactly k: the entries ranked below k are the top-k (the
+/// buffer holds every entry at or above the threshold, so at least k).
+#[cube]
+pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
+    let entries = candidates.entries();
+    // A buffer too large to rank whole is first cut to what ranks whole, when that is at least k:
+    // a histogram pass or two instead of the exact cut's passes down to the k-th key.
+    let limit = candidates.whole_limit();
+    let mut count = entries;
+    if entries >= k && entries > limit && limit >= k {
+        count = candidates.compact(k, limit);
+    }
+    let whole = entries >= k && candidates.ranks_fit_whole(count);
+    let mut len = count as usize;
+    if !whole {
+        len = candidates.compact(k, k) as usize;
+    }
+    let by_rank = whole || candidates.ranks_fit(len as u32);
+    if by_rank {
+        candidates.rank(len as u32);
+    } else {
+        candidates.sort(len as u32);
+    }
+    (len, by_rank)
+}
+
+/// The place of entry `j` in the order that [`order_top_k`] computed.
+#[cube]
+pub fn place_of(candidates: &Candidates, j: usize, by_rank: bool) -> usize {
+    let mut place = j;
+    if by_rank {
+        place = candidates.rank_of(j) as usize;
+    }
+    place
+}
+
+/// The value of the entry `(key, index)` of the row at `base` (elements `stride` apart): taken
+/// from its key, which gives the value back exactly except a NaN's payload and a zero's sign
+/// (the key canonicalises them); only those are read again from the input.
+#[cube]
+pub fn entry_value<F: Float, N: Size>(
+    key: u32,
+    index: u32,
+    input: &Tensor<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    #[comptime] largest: bool,
+) -> F {
+    let width = input.vector_size();
+    let (value, not_nan) = key_value(key, largest);
+    let mut zero_key = 0x8000_0000u32;
+    if !largest {
+        zero_key = !zero_key;
+    }
+    let mut result = F::cast_from(value);
+    if !not_nan || key == zero_key {
+        let position = base + index as usize * stride;
+        result = input[position / width][position % width];
+    }
+    result
+}
+
+/// Finishes a row: cuts `candidates` to the exact k best ([`order_top_k`]) and writes them best
+/// first into the contiguous outputs (consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k<F: Float, I: Int, N: Size>(
@@ -682,51 +744,18 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     #[comptime] largest: bool,
     #[comptime] units: usize,
 ) {
-    let entries = candidates.entries();
-    // A buffer too large to rank whole is first cut to what ranks whole, when that is at least k:
-    // a histogram pass or two instead of the exact cut's passes down to the k-th key.
-    let limit = candidates.whole_limit();
-    let mut count = entries;
-    if entries >= k && entries > limit && limit >= k {
-        count = candidates.compact(k, limit);
-    }
-    let whole = entries >= k && candidates.ranks_fit_whole(count);
-    let mut len = count as usize;
-    if !whole {
-        len = candidates.compact(k, k) as usize;
-    }
+    let (len, by_rank) = order_top_k(candidates, k);
     let out_row = (row / inner) * (k as usize) * inner + row % inner;
-    let width = input.vector_size();
-    let by_rank = whole || candidates.ranks_fit(len as u32);
-    if by_rank {
-        candidates.rank(len as u32);
-    } else {
-        candidates.sort(len as u32);
-    }
     let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {
-        let mut rank = j;
-        if by_rank {
-            rank = candidates.rank_of(j) as usize;
-        }
-        if rank < k_len {
-            let index = candidates.index(j) as usize;
-            // The key gives the value back exactly, except a NaN's payload and a zero's sign,
-            // which the key canonicalises: only those are read again from the input.
+        let place = place_of(candidates, j, by_rank);
+        if place < k_len {
             let key = candidates.key(j);
-            let (value, not_nan) = key_value(key, largest);
-            let mut zero_key = 0x8000_0000u32;
-            if !largest {
-                zero_key = !zero_key;
-            }
-            if not_nan && key != zero_key {
-                values[out_row + rank * inner] = F::cast_from(value);
-            } else {
-                let position = base + index * stride;
-                values[out_row + rank * inner] = input[position / width][position % width];
-            }
-            indices[out_row + rank * inner] = I::cast_from(index);
+            let index = candidates.index(j);
+            values[out_row + place * inner] =
+                entry_value::<F, N>(key, index, input, base, stride, largest);
+            indices[out_row + place * inner] = I::cast_from(index);
         }
         j += units;
     }

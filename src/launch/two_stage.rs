@@ -1,11 +1,15 @@
-//! Host side of [`crate::kernels::two_stage`]: one cube per tile, then one cube per row.
+//! Host side of [`crate::kernels::two_stage`]: one cube per tile, then one cube per row, which
+//! merges the row's sorted tile lists in shared memory when they fit there twice.
 
 use super::streaming::{self, cube_grid, vector_width};
 use super::{allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
-use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
+use crate::kernels::two_stage::{
+    merge_candidates_kernel, merge_sorted_kernel, tile_candidates_kernel,
+};
 use burn::tensor::DType;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
+use cubecl::ir::HardwareProperties;
 use cubecl::prelude::*;
 
 /// Both stages' cubes and the tile width.
@@ -48,6 +52,8 @@ pub(crate) fn launch<R: CubeRuntime>(
     let per_row = tiles * k;
     let (candidate_keys, candidate_indices) = allocate_scratch(&input, layout.rows, per_row);
     let vectors = vectors_per_unit(config.tile.batch, width);
+    let hardware = &client.properties().hardware;
+    let merge_capacity = sorted_merge_capacity(hardware, per_row);
 
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, the tile, k or the capacity). A checked launch clamps each load, which makes
@@ -71,9 +77,38 @@ pub(crate) fn launch<R: CubeRuntime>(
             config.tile.capacity,
             prime_per_unit(k, config.tile.units, config.tile.capacity),
             prime_batches(k, tile_width, config.tile.units, vectors * width),
+            tile_width <= config.tile.units * vectors * width,
+            merge_capacity.is_some(),
             input.dtype.into(),
         )
     };
+    if let Some(capacity) = merge_capacity {
+        // SAFETY: the kernel guards its own accesses (every index is bounded by the list count,
+        // k or the capacity, which the lists fit).
+        unsafe {
+            merge_sorted_kernel::launch_unchecked::<R>(
+                &client,
+                cube_grid(layout.rows),
+                CubeDim::new_1d(config.merge.units as u32),
+                width,
+                input.clone().into_tensor_arg(),
+                candidate_keys.into_tensor_arg(),
+                candidate_indices.into_tensor_arg(),
+                values.clone().into_tensor_arg(),
+                indices.clone().into_tensor_arg(),
+                dim,
+                k as u32,
+                layout.rows,
+                layout.inner,
+                tiles,
+                largest,
+                config.merge.units,
+                capacity,
+                [input.dtype.into(), index_dtype.into()],
+            )
+        };
+        return (values, indices);
+    }
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, the tile, k or the capacity). A checked launch clamps each load, which makes
     // the load wait for its data at once (seen in the H100 profile).
@@ -102,4 +137,12 @@ pub(crate) fn launch<R: CubeRuntime>(
         )
     };
     (values, indices)
+}
+
+/// The entries of each half of the sorted merge's shared buffer for a row of `entries`
+/// candidates: the next power of two (few kernel variants), `None` when two halves of keys and
+/// indices do not fit the device's shared memory.
+fn sorted_merge_capacity(hardware: &HardwareProperties, entries: usize) -> Option<usize> {
+    let capacity = entries.next_power_of_two();
+    (2 * capacity * 8 <= hardware.max_shared_memory_size).then_some(capacity)
 }
