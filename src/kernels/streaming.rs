@@ -50,6 +50,7 @@ pub fn offer_range<F: Float, N: Size>(
     #[comptime] vectors_per_unit: usize,
     #[comptime] prime_per_unit: usize,
     #[comptime] prime_batches: usize,
+    #[comptime] single_batch: bool,
 ) {
     let width = input.vector_size();
     let batch = comptime!(vectors_per_unit * width);
@@ -66,103 +67,165 @@ pub fn offer_range<F: Float, N: Size>(
     // The batch being offered as f32 (exact for f16 and bf16): most entries are rejected by one
     // float compare against the threshold's value, and only the others get an order key.
     let mut floats = Array::<f32>::new(batch);
-    // `current`: the first element of the batch in `floats`; `next`: of the batch in `vectors`.
-    let mut current = start;
-    let mut next = start;
-    let mut pending = 0u32;
+    if comptime!(single_batch) {
+        let valid = take_batch::<F, N>(
+            input,
+            &mut vectors,
+            &mut floats,
+            base,
+            stride,
+            start,
+            end,
+            units,
+            vectors_per_unit,
+        );
+        offer_loaded(
+            candidates,
+            &floats,
+            valid,
+            start,
+            end,
+            k,
+            largest,
+            units,
+            vectors_per_unit,
+            width,
+        );
+    } else {
+        // `current`: the first element of the batch in `floats`; `next`: of the batch in `vectors`.
+        let mut current = start;
+        let mut next = start;
+        let mut pending = 0u32;
 
-    if comptime!(prime_per_unit > 0) {
-        if !candidates.holds(end - start) {
-            let mut keys = Array::<u32>::new(batch);
-            let valid = sample_keys::<F, N>(
-                input,
-                &mut keys,
-                base,
-                stride,
-                start,
-                end,
-                largest,
-                units,
-                vectors_per_unit,
-                prime_batches,
-            );
-            candidates.prime(&keys, valid, k, prime_per_unit, batch);
+        if comptime!(prime_per_unit > 0) {
+            if !candidates.holds(end - start) {
+                let mut keys = Array::<u32>::new(batch);
+                let valid = sample_keys::<F, N>(
+                    input,
+                    &mut keys,
+                    base,
+                    stride,
+                    start,
+                    end,
+                    largest,
+                    units,
+                    vectors_per_unit,
+                    prime_batches,
+                );
+                candidates.prime(&keys, valid, k, prime_per_unit, batch);
+            }
         }
-    }
 
-    let mut round = 1u32;
-    loop {
-        // The threshold changes only when the cube meets.
-        let (lo_key, lo_index) = candidates.threshold();
-        let (lo_value, _) = key_value(lo_key, largest);
-        let mut stalled = false;
-        for _ in 0..WINDOW {
-            if !stalled {
-                if pending == 0u32 && next < end {
-                    pending = take_batch::<F, N>(
-                        input,
-                        &mut vectors,
-                        &mut floats,
-                        base,
-                        stride,
-                        next,
-                        end,
-                        units,
-                        vectors_per_unit,
-                    );
-                    current = next;
-                    next += step;
-                }
-                // One float compare per entry, without branches, marks the entries that may beat
-                // the threshold; only a batch with such an entry takes the branch that computes
-                // their keys, compares them exactly and appends those that beat the threshold.
-                // `!(value < lo)` also passes NaN (the largest) and, when the threshold's value is
-                // NaN (nothing may be rejected), everything.
-                let mut passing = 0u32;
-                #[unroll]
-                for j in 0..batch {
-                    let value = floats[j];
-                    let pass = if comptime!(largest) {
-                        !(value < lo_value)
-                    } else {
-                        !(value > lo_value)
-                    };
-                    passing |= select(pass, 1u32 << (j as u32), 0u32);
-                }
-                passing &= pending;
-                let mut left = 0u32;
-                if passing != 0u32 {
+        let mut round = 1u32;
+        loop {
+            // The threshold changes only when the cube meets.
+            let (lo_key, lo_index) = candidates.threshold();
+            let (lo_value, _) = key_value(lo_key, largest);
+            let mut stalled = false;
+            for _ in 0..WINDOW {
+                if !stalled {
+                    if pending == 0u32 && next < end {
+                        pending = take_batch::<F, N>(
+                            input,
+                            &mut vectors,
+                            &mut floats,
+                            base,
+                            stride,
+                            next,
+                            end,
+                            units,
+                            vectors_per_unit,
+                        );
+                        current = next;
+                        next += step;
+                    }
+                    // One float compare per entry, without branches, marks the entries that may beat
+                    // the threshold; only a batch with such an entry takes the branch that computes
+                    // their keys, compares them exactly and appends those that beat the threshold.
+                    // `!(value < lo)` also passes NaN (the largest) and, when the threshold's value is
+                    // NaN (nothing may be rejected), everything.
+                    let mut passing = 0u32;
                     #[unroll]
-                    for v in 0..vectors_per_unit {
+                    for j in 0..batch {
+                        let value = floats[j];
+                        let pass = if comptime!(largest) {
+                            !(value < lo_value)
+                        } else {
+                            !(value > lo_value)
+                        };
+                        passing |= select(pass, 1u32 << (j as u32), 0u32);
+                    }
+                    passing &= pending;
+                    let mut left = 0u32;
+                    if passing != 0u32 {
                         #[unroll]
-                        for lane in 0..width {
-                            let j = v * width + lane;
-                            let bit = 1u32 << (j as u32);
-                            if (passing & bit) != 0u32 {
-                                let key = order_key::<f32>(floats[j], largest);
-                                let index = (current + (v * units + unit) * width + lane) as u32;
-                                if key > lo_key || (key == lo_key && index < lo_index) {
-                                    if !candidates.push(key, index) {
-                                        left |= bit;
+                        for v in 0..vectors_per_unit {
+                            #[unroll]
+                            for lane in 0..width {
+                                let j = v * width + lane;
+                                let bit = 1u32 << (j as u32);
+                                if (passing & bit) != 0u32 {
+                                    let key = order_key::<f32>(floats[j], largest);
+                                    let index =
+                                        (current + (v * units + unit) * width + lane) as u32;
+                                    if key > lo_key || (key == lo_key && index < lo_index) {
+                                        if !candidates.push(key, index) {
+                                            left |= bit;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
+                    pending = left;
+                    stalled = left != 0u32;
                 }
-                pending = left;
-                stalled = left != 0u32;
+            }
+            let busy = pending != 0u32 || next < end;
+            let (full, more) = candidates.meet(stalled, busy, round);
+            round += 1u32;
+            if full {
+                candidates.compact(k, candidates.room(k));
+            } else if !more {
+                break;
             }
         }
-        let busy = pending != 0u32 || next < end;
-        let (full, more) = candidates.meet(stalled, busy, round);
-        round += 1u32;
-        if full {
-            candidates.compact(k, candidates.room(k));
-        } else if !more {
-            break;
-        }
     }
+}
+
+/// [`offer_range`] for a range of at most one batch per unit, taken into `floats` (the entries
+/// whose bit is set in `valid` are real): the whole batch primes the threshold (unless it all fits
+/// the buffer) and is offered from the same registers, so the range is read once and no offer
+/// loop or meeting is needed.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn offer_loaded(
+    candidates: &mut Candidates,
+    floats: &Array<f32>,
+    valid: u32,
+    start: usize,
+    end: usize,
+    k: u32,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] width: usize,
+) {
+    let batch = comptime!(vectors_per_unit * width);
+    let unit = linear_unit();
+    let mut keys = Array::<u32>::new(batch);
+    let mut indices = Array::<u32>::new(batch);
+    #[unroll]
+    for j in 0..batch {
+        // Entry j is lane j % width of vector j / width.
+        let position = ((j / width) * units + unit) * width + j % width;
+        keys[j] = order_key::<f32>(floats[j], largest);
+        indices[j] = (start + position) as u32;
+    }
+    if !candidates.holds(end - start) {
+        candidates.prime(&keys, valid, k, batch, batch);
+    }
+    candidates.offer(&keys, &indices, valid, k, 1u32, batch);
 }
 
 /// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`: at each
@@ -331,6 +394,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         vectors_per_unit,
         prime_per_unit,
         prime_batches,
+        false,
     );
     write_top_k::<F, I, N>(
         &mut candidates,

@@ -3,25 +3,25 @@
 //! Stage 1 ([`tile_candidates_kernel`]) splits each row into tiles of `tile_width` elements, one
 //! cube per tile, and writes each tile's exact top-k sorted best first (padded when the tile is
 //! shorter than k) as keys and indices. Stage 2, a second launch with one cube per row, merges a
-//! row's tile lists into the sorted top-k: [`merge_sorted_kernel`] merges the sorted lists
-//! pairwise in shared memory (one barrier per halving of the list count) when they all fit
-//! there, and [`merge_candidates_kernel`] streams them through a candidate buffer otherwise. The
+//! row's tile lists into the sorted top-k ([`merge_candidates_kernel`]): pairwise in shared
+//! memory (one barrier per halving of the list count) when they all fit there, else streamed
+//! through a candidate buffer. The
 //! union of the tiles' top-k holds the row's top-k, and the candidate order is total, so the
 //! result is exact.
 
 use crate::kernels::candidates::{
     Candidates, PADDING_INDEX, PADDING_KEY, entry_value, order_top_k, place_of, write_top_k,
 };
-use crate::kernels::primitives::{linear_unit, order_key, row_offset};
+use crate::kernels::primitives::{linear_unit, row_offset};
 use crate::kernels::streaming::offer_range;
 use cubecl::prelude::*;
 
 /// Stage 1: the top-k of each tile, into `candidate_keys` / `candidate_indices` (k words per
 /// tile, tiles of a row consecutive), sorted best first when `sorted` (for
-/// [`merge_sorted_kernel`]). Launched with one cube per tile (extra cubes exit). With
+/// the pairwise merge of [`merge_candidates_kernel`]). Launched with one cube per tile (extra cubes exit). With
 /// `single_batch` (a tile is at most one batch of the cube) the tile is loaded once into
-/// registers, primes the threshold whole and is offered once ([`offer_batch`]); otherwise it is
-/// streamed like a row.
+/// registers, primes the threshold whole and is offered once; otherwise it is streamed like a
+/// row (see [`offer_range`]).
 #[cube(launch_unchecked)]
 // `kept` and `by_rank` are declared before the comptime branch that sets them.
 #[allow(clippy::too_many_arguments, unused_assignments)]
@@ -56,35 +56,21 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     let start = tile * tile_width;
     let end = min(len, start + tile_width);
     let mut candidates = Candidates::new(capacity, units);
-    if comptime!(single_batch) {
-        offer_batch::<F, N>(
-            &mut candidates,
-            input,
-            base,
-            stride,
-            start,
-            end,
-            k,
-            largest,
-            units,
-            vectors_per_unit,
-        );
-    } else {
-        offer_range::<F, N>(
-            &mut candidates,
-            input,
-            base,
-            stride,
-            start,
-            end,
-            k,
-            largest,
-            units,
-            vectors_per_unit,
-            prime_per_unit,
-            prime_batches,
-        );
-    }
+    offer_range::<F, N>(
+        &mut candidates,
+        input,
+        base,
+        stride,
+        start,
+        end,
+        k,
+        largest,
+        units,
+        vectors_per_unit,
+        prime_per_unit,
+        prime_batches,
+        single_batch,
+    );
     // Unsorted: the exact cut leaves the best k in the buffer's first places.
     let mut kept = 0usize;
     let mut by_rank = false;
@@ -115,63 +101,16 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     }
 }
 
-/// Offers the elements `start..end` of a row, at most one batch of `vectors_per_unit` vectors
-/// per unit, to an empty `candidates`: every load is issued at once, the whole batch primes the
-/// threshold (unless it all fits the buffer) and is offered from the same registers, so the
-/// range is read once and no offer loop or meeting is needed. Same layout rules as
-/// [`offer_range`].
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn offer_batch<F: Float, N: Size>(
-    candidates: &mut Candidates,
-    input: &Tensor<Vector<F, N>>,
-    base: usize,
-    stride: usize,
-    start: usize,
-    end: usize,
-    k: u32,
-    #[comptime] largest: bool,
-    #[comptime] units: usize,
-    #[comptime] vectors_per_unit: usize,
-) {
-    let width = input.vector_size();
-    let batch = comptime!(vectors_per_unit * width);
-    let unit = linear_unit();
-    let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-    let mut loaded = 0u32;
-    #[unroll]
-    for v in 0..vectors_per_unit {
-        let first = start + (v * units + unit) * width;
-        if first < end {
-            vectors[v] = input[(base + first * stride) / width];
-            loaded |= 1u32 << (v as u32);
-        }
-    }
-    let mut keys = Array::<u32>::new(batch);
-    let mut indices = Array::<u32>::new(batch);
-    let mut valid = 0u32;
-    #[unroll]
-    for v in 0..vectors_per_unit {
-        if (loaded & (1u32 << (v as u32))) != 0u32 {
-            let vector = vectors[v];
-            #[unroll]
-            for lane in 0..width {
-                let j = v * width + lane;
-                keys[j] = order_key::<F>(vector[lane], largest);
-                indices[j] = (start + (v * units + unit) * width + lane) as u32;
-                valid |= 1u32 << (j as u32);
-            }
-        }
-    }
-    if !candidates.holds(end - start) {
-        candidates.prime(&keys, valid, k, batch, batch);
-    }
-    candidates.offer(&keys, &indices, valid, k, 1u32, batch);
-}
-
-/// Stage 2 for lists too many for shared memory: the sorted top-k of each row from its tiles'
-/// candidates (`candidates_per_row` consecutive entries per row), offered to a candidate buffer
-/// like the elements of a streamed row. One cube per row.
+/// Stage 2: the sorted top-k of each row from its `lists` tile lists of k entries (consecutive, a
+/// row's lists `lists × k` apart). One cube per row.
+///
+/// With `pairwise` (the lists are sorted and fit shared memory twice: `lists × k ≤ capacity`)
+/// the lists are merged pairwise, keeping the best k of each pair, until one is left: each entry
+/// finds its place in the merged pair from its own place plus the entries of the other list that
+/// go before it (a binary search; entries of the first list go first among equals, so equal
+/// paddings merge like any others), and moves to the other half of the shared buffer. One
+/// barrier per level, `⌈log2 lists⌉` levels. Otherwise the candidates are offered to a
+/// candidate buffer of `capacity` entries like the elements of a streamed row.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
@@ -184,12 +123,13 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     k: u32,
     num_rows: usize,
     inner: usize,
-    candidates_per_row: usize,
+    lists: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] entries_per_unit: usize,
     #[comptime] capacity: usize,
     #[comptime] prime_per_unit: usize,
+    #[comptime] pairwise: bool,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = CUBE_POS;
@@ -199,149 +139,118 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     let unit = linear_unit();
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);
-    let first = row * candidates_per_row;
-    let mut candidates = Candidates::new(capacity, units);
-    let mut round = 1u32;
-    let mut batch_start = 0usize;
-    while batch_start < candidates_per_row {
-        let mut keys = Array::<u32>::new(entries_per_unit);
-        let mut entry_indices = Array::<u32>::new(entries_per_unit);
-        let mut valid = 0u32;
-        #[unroll]
-        for e in 0..entries_per_unit {
-            let j = batch_start + e * units + unit;
-            if j < candidates_per_row {
-                keys[e] = candidate_keys[first + j];
-                entry_indices[e] = candidate_indices[first + j];
-                // A short tile's padding is no entry (and equal paddings would break the total
-                // order that compactions rely on).
-                if entry_indices[e] != PADDING_INDEX {
-                    valid |= 1u32 << (e as u32);
-                }
-            }
-        }
-        // The first batch primes the threshold with each unit's best entries, unless the row's
-        // candidates all fit the buffer.
-        if comptime!(prime_per_unit > 0) {
-            if batch_start == 0usize && !candidates.holds(candidates_per_row) {
-                candidates.prime(&keys, valid, k, prime_per_unit, entries_per_unit);
-            }
-        }
-        round = candidates.offer(&keys, &entry_indices, valid, k, round, entries_per_unit);
-        batch_start += units * entries_per_unit;
-    }
-    write_top_k::<F, I, N>(
-        &mut candidates,
-        k,
-        input,
-        base,
-        stride,
-        values,
-        indices,
-        row,
-        inner,
-        largest,
-        units,
-    );
-}
-
-/// Stage 2 when a row's lists fit shared memory twice (`lists × k ≤ capacity`): the sorted top-k
-/// of each row from its `lists` sorted tile lists of k entries (consecutive, a row's lists
-/// `lists × k` apart). The lists are merged pairwise, keeping the best k of each pair, until one
-/// is left: each entry finds its place in the merged pair from its own place plus the entries of
-/// the other list that go before it (a binary search; entries of the first list go first among
-/// equals, so equal paddings merge like any others), and moves to the other half of the shared
-/// buffer. One barrier per level, `⌈log2 lists⌉` levels. One cube per row.
-#[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
-pub fn merge_sorted_kernel<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    candidate_keys: &Tensor<u32>,
-    candidate_indices: &Tensor<u32>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    dim: usize,
-    k: u32,
-    num_rows: usize,
-    inner: usize,
-    lists: usize,
-    #[comptime] largest: bool,
-    #[comptime] units: usize,
-    #[comptime] capacity: usize,
-    #[define(F, I)] _dtypes: [StorageType; 2],
-) {
-    let row = CUBE_POS;
-    if row >= num_rows {
-        terminate!();
-    }
-    let unit = linear_unit();
     let k_len = k as usize;
-    let mut keys = SharedMemory::<u32>::new(comptime!(2 * capacity));
-    let mut entry_indices = SharedMemory::<u32>::new(comptime!(2 * capacity));
-    let total = lists * k_len;
-    let first = row * total;
-    let mut j = unit;
-    while j < total {
-        keys[j] = candidate_keys[first + j];
-        entry_indices[j] = candidate_indices[first + j];
-        j += units;
-    }
-    sync_cube();
-    let mut source = 0usize;
-    let mut target = capacity.runtime();
-    let mut count = lists;
-    while count > 1usize {
-        let pairs = count / 2usize;
-        let mut e = unit;
-        while e < count * k_len {
-            let list = e / k_len;
-            let own = e % k_len;
-            let key = keys[source + e];
-            let index = entry_indices[source + e];
-            // A list without a partner (the last of an odd count) moves as it is.
-            let mut place = own;
-            if list < 2usize * pairs {
-                let first_side = (list & 1usize) == 0usize;
-                let other = source + (list ^ 1usize) * k_len;
-                let mut lo = 0usize;
-                let mut hi = k_len;
-                while lo < hi {
-                    let mid = (lo + hi) / 2usize;
-                    let other_key = keys[other + mid];
-                    let other_index = entry_indices[other + mid];
-                    let goes_before = other_key > key
-                        || (other_key == key
-                            && (other_index < index || (other_index == index && !first_side)));
-                    if goes_before {
-                        lo = mid + 1usize;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                place = own + lo;
-            }
-            if place < k_len {
-                let slot = target + (list / 2usize) * k_len + place;
-                keys[slot] = key;
-                entry_indices[slot] = index;
-            }
-            e += units;
+    let candidates_per_row = lists * k_len;
+    let first = row * candidates_per_row;
+    if comptime!(pairwise) {
+        let mut keys = SharedMemory::<u32>::new(comptime!(2 * capacity));
+        let mut entry_indices = SharedMemory::<u32>::new(comptime!(2 * capacity));
+        let mut j = unit;
+        while j < candidates_per_row {
+            keys[j] = candidate_keys[first + j];
+            entry_indices[j] = candidate_indices[first + j];
+            j += units;
         }
         sync_cube();
-        // The halves trade roles: the merged lists are read next.
-        target = source;
-        source = capacity - target;
-        count = pairs + count % 2usize;
-    }
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
-    let out_row = (row / inner) * k_len * inner + row % inner;
-    j = unit;
-    while j < k_len {
-        let key = keys[source + j];
-        let index = entry_indices[source + j];
-        values[out_row + j * inner] = entry_value::<F, N>(key, index, input, base, stride, largest);
-        indices[out_row + j * inner] = I::cast_from(index);
-        j += units;
+        let mut source = 0usize;
+        let mut target = capacity.runtime();
+        let mut count = lists;
+        while count > 1usize {
+            let pairs = count / 2usize;
+            let mut e = unit;
+            while e < count * k_len {
+                let list = e / k_len;
+                let own = e % k_len;
+                let key = keys[source + e];
+                let index = entry_indices[source + e];
+                // A list without a partner (the last of an odd count) moves as it is.
+                let mut place = own;
+                if list < 2usize * pairs {
+                    let first_side = (list & 1usize) == 0usize;
+                    let other = source + (list ^ 1usize) * k_len;
+                    let mut lo = 0usize;
+                    let mut hi = k_len;
+                    while lo < hi {
+                        let mid = (lo + hi) / 2usize;
+                        let other_key = keys[other + mid];
+                        let other_index = entry_indices[other + mid];
+                        let goes_before = other_key > key
+                            || (other_key == key
+                                && (other_index < index || (other_index == index && !first_side)));
+                        if goes_before {
+                            lo = mid + 1usize;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    place = own + lo;
+                }
+                if place < k_len {
+                    let slot = target + (list / 2usize) * k_len + place;
+                    keys[slot] = key;
+                    entry_indices[slot] = index;
+                }
+                e += units;
+            }
+            sync_cube();
+            // The halves trade roles: the merged lists are read next.
+            target = source;
+            source = capacity - target;
+            count = pairs + count % 2usize;
+        }
+        let out_row = (row / inner) * k_len * inner + row % inner;
+        j = unit;
+        while j < k_len {
+            let key = keys[source + j];
+            let index = entry_indices[source + j];
+            values[out_row + j * inner] =
+                entry_value::<F, N>(key, index, input, base, stride, largest);
+            indices[out_row + j * inner] = I::cast_from(index);
+            j += units;
+        }
+    } else {
+        let mut candidates = Candidates::new(capacity, units);
+        let mut round = 1u32;
+        let mut batch_start = 0usize;
+        while batch_start < candidates_per_row {
+            let mut keys = Array::<u32>::new(entries_per_unit);
+            let mut entry_indices = Array::<u32>::new(entries_per_unit);
+            let mut valid = 0u32;
+            #[unroll]
+            for e in 0..entries_per_unit {
+                let j = batch_start + e * units + unit;
+                if j < candidates_per_row {
+                    keys[e] = candidate_keys[first + j];
+                    entry_indices[e] = candidate_indices[first + j];
+                    // A short tile's padding is no entry (and equal paddings would break the total
+                    // order that compactions rely on).
+                    if entry_indices[e] != PADDING_INDEX {
+                        valid |= 1u32 << (e as u32);
+                    }
+                }
+            }
+            // The first batch primes the threshold with each unit's best entries, unless the row's
+            // candidates all fit the buffer.
+            if comptime!(prime_per_unit > 0) {
+                if batch_start == 0usize && !candidates.holds(candidates_per_row) {
+                    candidates.prime(&keys, valid, k, prime_per_unit, entries_per_unit);
+                }
+            }
+            round = candidates.offer(&keys, &entry_indices, valid, k, round, entries_per_unit);
+            batch_start += units * entries_per_unit;
+        }
+        write_top_k::<F, I, N>(
+            &mut candidates,
+            k,
+            input,
+            base,
+            stride,
+            values,
+            indices,
+            row,
+            inner,
+            largest,
+            units,
+        );
     }
 }

@@ -4,9 +4,7 @@
 use super::streaming::{self, cube_grid, vector_width};
 use super::{allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
-use crate::kernels::two_stage::{
-    merge_candidates_kernel, merge_sorted_kernel, tile_candidates_kernel,
-};
+use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
 use burn::tensor::DType;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::ir::HardwareProperties;
@@ -82,36 +80,15 @@ pub(crate) fn launch<R: CubeRuntime>(
             input.dtype.into(),
         )
     };
-    if let Some(capacity) = merge_capacity {
-        // SAFETY: the kernel guards its own accesses (every index is bounded by the list count,
-        // k or the capacity, which the lists fit).
-        unsafe {
-            merge_sorted_kernel::launch_unchecked::<R>(
-                &client,
-                cube_grid(layout.rows),
-                CubeDim::new_1d(config.merge.units as u32),
-                width,
-                input.clone().into_tensor_arg(),
-                candidate_keys.into_tensor_arg(),
-                candidate_indices.into_tensor_arg(),
-                values.clone().into_tensor_arg(),
-                indices.clone().into_tensor_arg(),
-                dim,
-                k as u32,
-                layout.rows,
-                layout.inner,
-                tiles,
-                largest,
-                config.merge.units,
-                capacity,
-                [input.dtype.into(), index_dtype.into()],
-            )
-        };
-        return (values, indices);
-    }
+    // Sorted lists that fit shared memory twice merge pairwise; otherwise they stream through a
+    // candidate buffer.
+    let (merge_capacity, pairwise) = match merge_capacity {
+        Some(capacity) => (capacity, true),
+        None => (config.merge.capacity, false),
+    };
     // SAFETY: the kernel guards its own accesses (every index is bounded by
-    // the row length, the tile, k or the capacity). A checked launch clamps each load, which makes
-    // the load wait for its data at once (seen in the H100 profile).
+    // the row length, the list count, k or the capacity). A checked launch clamps each load, which
+    // makes the load wait for its data at once (seen in the H100 profile).
     unsafe {
         merge_candidates_kernel::launch_unchecked::<R>(
             &client,
@@ -127,12 +104,13 @@ pub(crate) fn launch<R: CubeRuntime>(
             k as u32,
             layout.rows,
             layout.inner,
-            per_row,
+            tiles,
             largest,
             config.merge.units,
             config.merge.batch,
-            config.merge.capacity,
+            merge_capacity,
             prime_per_unit(k, config.merge.units, config.merge.capacity),
+            pairwise,
             [input.dtype.into(), index_dtype.into()],
         )
     };
