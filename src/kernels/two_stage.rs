@@ -5,9 +5,8 @@
 //! shorter than k) as keys and indices. Stage 2, a second launch with one cube per row, merges a
 //! row's tile lists into the sorted top-k ([`merge_candidates_kernel`]): pairwise in shared
 //! memory (one barrier per halving of the list count) when they all fit there, else streamed
-//! through a candidate buffer. The
-//! union of the tiles' top-k holds the row's top-k, and the candidate order is total, so the
-//! result is exact.
+//! through a candidate buffer. The union of the tiles' top-k holds the row's top-k, and the
+//! candidate order is total, so the result is exact.
 
 use crate::kernels::candidates::{
     Candidates, PADDING_INDEX, PADDING_KEY, entry_value, order_top_k, place_of, write_top_k,
@@ -17,8 +16,8 @@ use crate::kernels::streaming::offer_range;
 use cubecl::prelude::*;
 
 /// Stage 1: the top-k of each tile, into `candidate_keys` / `candidate_indices` (k words per
-/// tile, tiles of a row consecutive), sorted best first when `sorted` (for
-/// the pairwise merge of [`merge_candidates_kernel`]). Launched with one cube per tile (extra cubes exit). With
+/// tile, tiles of a row consecutive), sorted best first when `sorted` (for the pairwise merge of
+/// [`merge_candidates_kernel`]). Launched with one cube per tile (extra cubes exit). With
 /// `single_batch` (a tile is at most one batch of the cube) the tile is loaded once into
 /// registers, primes the threshold whole and is offered once; otherwise it is streamed like a
 /// row (see [`offer_range`]).
