@@ -166,10 +166,12 @@ pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
 }
 
 /// Top-k runs per timed sample: enough back-to-back runs of a small input that launch jitter
-/// and clock changes average out (one run of a 128 KiB row takes tens of µs), one for inputs of
-/// 16 MiB or more.
+/// and clock changes average out (one run of a 128 KiB row takes about 20 µs, so a sample of 32
+/// runs is over half a millisecond; with 8, the tuner picked candidates up to 19 % slower than
+/// the best at such shapes on the H100, where they sit 1–3 µs apart), one for inputs of 64 MiB
+/// or more.
 pub fn runs_per_sample(bytes: usize) -> usize {
-    ((16usize << 20) / bytes.max(1)).clamp(1, 8)
+    ((64usize << 20) / bytes.max(1)).clamp(1, 32)
 }
 
 /// Whether `candidate` is worth timing for `key` on a device with `processors` processors:

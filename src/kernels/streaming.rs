@@ -30,6 +30,9 @@ const WINDOW: u32 = 8;
 /// unit offers up to [`WINDOW`] batches on its own before the cube meets: a unit that finds the
 /// buffer full stops there, keeping what did not fit, and the meeting compacts the buffer (and
 /// raises the threshold) before everyone goes on.
+///
+/// With `single_batch` (the range is at most one batch per unit) the batch is loaded once and
+/// offered from registers instead ([`offer_loaded`]).
 #[cube]
 // `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
 #[allow(
@@ -90,6 +93,7 @@ pub fn offer_range<F: Float, N: Size>(
             units,
             vectors_per_unit,
             width,
+            prime_per_unit,
         );
     } else {
         // `current`: the first element of the batch in `floats`; `next`: of the batch in `vectors`.
@@ -194,9 +198,9 @@ pub fn offer_range<F: Float, N: Size>(
 }
 
 /// [`offer_range`] for a range of at most one batch per unit, taken into `floats` (the entries
-/// whose bit is set in `valid` are real): the whole batch primes the threshold (unless it all fits
-/// the buffer) and is offered from the same registers, so the range is read once and no offer
-/// loop or meeting is needed.
+/// whose bit is set in `valid` are real): the batch primes the threshold (unless it all fits the
+/// buffer) and is offered from the same registers, so the range is read once and no offer loop
+/// or meeting is needed.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn offer_loaded(
@@ -210,8 +214,18 @@ fn offer_loaded(
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
     #[comptime] width: usize,
+    #[comptime] prime_per_unit: usize,
 ) {
     let batch = comptime!(vectors_per_unit * width);
+    // With one or two entries per unit (k small against the units), each unit's best prime
+    // nearly as tight a threshold as the whole batch, with a fraction of the histogram atomics
+    // (H100: 16k-element rows at k = 50 18.4 → 15.0 µs, 4096 × 4096 130.7 → 108.9). More per unit
+    // cost a selection loop over the batch per entry, and the whole batch won (k = 1024 tiles).
+    let per_unit = comptime!(if prime_per_unit > 0 && prime_per_unit * 8 <= batch {
+        prime_per_unit
+    } else {
+        batch
+    });
     let unit = linear_unit();
     let mut keys = Array::<u32>::new(batch);
     let mut indices = Array::<u32>::new(batch);
@@ -223,7 +237,7 @@ fn offer_loaded(
         indices[j] = (start + position) as u32;
     }
     if !candidates.holds(end - start) {
-        candidates.prime(&keys, valid, k, batch, batch);
+        candidates.prime(&keys, valid, k, per_unit, batch);
     }
     candidates.offer(&keys, &indices, valid, k, 1u32, batch);
 }
@@ -354,7 +368,8 @@ fn take_batch<F: Float, N: Size>(
 
 /// The sorted top-k of each row, one cube of `units` units per row (rows beyond `num_rows`
 /// exit). `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the
-/// product of the dimensions after `dim`.
+/// product of the dimensions after `dim`. `single_batch`: rows are at most one batch per unit
+/// (see [`offer_range`]).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn streaming_kernel<F: Float, I: Int, N: Size>(
@@ -371,6 +386,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
     #[comptime] capacity: usize,
     #[comptime] prime_per_unit: usize,
     #[comptime] prime_batches: usize,
+    #[comptime] single_batch: bool,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = CUBE_POS;
@@ -394,9 +410,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         vectors_per_unit,
         prime_per_unit,
         prime_batches,
-        // Rows of one batch stream too: priming from every element (the one-batch path) made
-        // 16k-element rows at k = 50 2–3 µs slower on the H100 (it won only at k = 256).
-        false,
+        single_batch,
     );
     write_top_k::<F, I, N>(
         &mut candidates,

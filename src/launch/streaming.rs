@@ -78,6 +78,8 @@ pub(crate) fn launch<R: CubeRuntime>(
             config.capacity,
             prime_per_unit(k, config.units, config.capacity),
             prime_batches(k, layout.len, config.units, vectors * width),
+            // A row of one batch per unit is read once, into registers.
+            layout.len <= config.units * vectors * width,
             dtypes,
         )
     };
