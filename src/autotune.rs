@@ -1,15 +1,18 @@
 //! [`Strategy::Auto`](crate::Strategy::Auto): CubeCL's autotuner picks the fastest strategy and
 //! its parameters per input key, on the device that runs the call.
 //!
-//! - **Candidates** ([`candidates`]): streaming with the two largest cubes of 256, 512 and 1024
-//!   units the device takes (multiples of its plane size; CubeCL 0.10 gives no control over the
-//!   plane size itself) and 2 or 4 vector loads per unit in flight (vectors are as wide as the
-//!   row's alignment allows: narrower ones only issue more loads for the same bytes); two-stage
-//!   with the same cubes and tiles of the crate's choice or of 32 Ki elements; radix select. A candidate that does not fit the device for a key (shared memory, units per
-//!   cube, k above the buffer limit) reports an error before launching and is skipped.
+//! - **Candidates** ([`candidates`]): streaming with cubes of 256, 512 and 1024 units (those the
+//!   device takes: multiples of its plane size; CubeCL 0.10 gives no control over the plane size
+//!   itself) and 2 or 4 vector loads per unit in flight (vectors are as wide as the row's
+//!   alignment allows: narrower ones only issue more loads for the same bytes); two-stage with
+//!   the two largest of those cubes and tiles of the crate's choice or of 32 Ki elements; radix
+//!   select. A candidate that does not fit the device for a key (shared memory, units per cube, k
+//!   above the buffer limit) reports an error before launching and is skipped.
 //! - **Pruning**: cheap rules drop candidates that cannot win for a key before anything is timed
-//!   (two-stage when the rows alone fill the device, cubes or batches larger than the row, all but
-//!   radix select when k is above [`STREAMING_MAX_K`]); radix select stays as the fallback group.
+//!   (two-stage when the rows alone fill the device, cubes or batches larger than the row,
+//!   256-unit cubes beside larger ones unless the rows outnumber the processors or are short, all
+//!   but radix select when k is above [`STREAMING_MAX_K`]); radix select stays as the fallback
+//!   group.
 //! - **Key** ([`TopKKey`]): k exactly, the row length and the row count rounded up to a power of
 //!   two, the dtype, `largest`, whether `dim` is contiguous, and the device's plane size. Every
 //!   candidate's feasibility depends only on these and on the device, so a cached winner fits any
@@ -123,17 +126,16 @@ impl TuneShape {
 }
 
 /// The candidates the autotuner chooses from on a device with `hardware`, in a fixed order:
-/// the two largest of 256, 512 and 1024 units per cube that the device takes (cube sizes are
-/// multiples of its plane size; smaller cubes never won on the H100 grid), streaming with 2 or
-/// 4 vector loads per unit in flight, two-stage with the crate's tile width or 32 Ki-element
-/// tiles, and radix select.
+/// streaming with 256, 512 and 1024 units per cube (those the device takes: multiples of its
+/// plane size) and 2 or 4 vector loads per unit in flight, two-stage with the two largest of
+/// those cubes (256-unit tiles never won on the H100 grid) and the crate's tile width or
+/// 32 Ki-element tiles, and radix select.
 pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
     let plane = hardware.plane_size_max.max(1);
     let mut cubes: Vec<u32> = [256u32, 512, 1024]
         .into_iter()
         .filter(|units| units % plane == 0 && *units <= hardware.max_units_per_cube)
         .collect();
-    cubes.drain(..cubes.len().saturating_sub(2));
     let mut list = Vec::new();
     for &units in &cubes {
         for vectors in [2u32, 4] {
@@ -146,6 +148,7 @@ pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
             });
         }
     }
+    cubes.drain(..cubes.len().saturating_sub(2));
     for &units in &cubes {
         for tile_width in [None, Some(32768usize)] {
             let tile = tile_width.map_or("auto".to_string(), |w| format!("{}k", w / 1024));
@@ -176,7 +179,13 @@ pub fn runs_per_sample(bytes: usize) -> usize {
 
 /// Whether `candidate` is worth timing for `key` on a device with `processors` processors:
 /// rules that only drop candidates which cannot win.
-fn plausible(strategy: Strategy, key: &TopKKey, plane: u32, processors: usize) -> bool {
+fn plausible(
+    strategy: Strategy,
+    key: &TopKKey,
+    plane: u32,
+    processors: usize,
+    largest_cube: usize,
+) -> bool {
     let units = |planes: Option<u32>| planes.unwrap_or(1) as usize * plane as usize;
     match strategy {
         _ if key.k > STREAMING_MAX_K => strategy == Strategy::RadixSelect,
@@ -185,8 +194,16 @@ fn plausible(strategy: Strategy, key: &TopKKey, plane: u32, processors: usize) -
         Strategy::Streaming(params) => {
             let units = units(params.planes_per_cube);
             let batch = params.vectors_per_unit.unwrap_or(4) as usize * 4;
-            // A cube or a batch larger than the row only adds idle units.
-            (units == 256 || key.len >= units * 8) && (batch == 8 || key.len >= units * batch * 2)
+            // 256-unit cubes beat larger ones only with several cubes per processor, or on rows
+            // too short for them (H100: 4096 rows of 4096, 98 µs against 162 for the best of
+            // 512 and 1024 units).
+            let small_cube_may_win =
+                units >= 512 || largest_cube <= 512 || key.rows >= processors || key.len < 512 * 8;
+            // A cube or a batch larger than the row only adds idle units (a row of exactly one
+            // batch per unit is read once, into registers).
+            small_cube_may_win
+                && (units == 256 || key.len >= units * 8)
+                && (batch == 8 || key.len >= units * batch)
         }
         Strategy::TwoStage(params) => {
             let units = units(params.planes_per_cube);
@@ -254,6 +271,14 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
     let candidates = candidates(hardware);
     let plane = hardware.plane_size_max.max(1);
     let processors = launch::processors(hardware);
+    let largest_cube = candidates
+        .iter()
+        .filter_map(|c| match c.strategy {
+            Strategy::Streaming(params) => params.planes_per_cube,
+            _ => None,
+        })
+        .max()
+        .map_or(0, |planes| planes as usize * plane as usize);
     let timed = TuneGroup::<TopKKey>::new("plausible", |_| 1);
     let fallback = TuneGroup::<TopKKey>::new("radix select", |_| 0);
     let mut set = TunableSet::new(key::<R>, CloneInputGenerator);
@@ -272,7 +297,7 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
             },
         )
         .group(&timed, move |key| {
-            if plausible(strategy, key, plane, processors) {
+            if plausible(strategy, key, plane, processors, largest_cube) {
                 1
             } else {
                 -1
