@@ -19,8 +19,8 @@ use cubecl::prelude::*;
 /// tile, tiles of a row consecutive), sorted best first when `sorted` (for the pairwise merge of
 /// [`merge_candidates_kernel`]). Launched with one cube per tile (extra cubes exit). With
 /// `single_batch` (a tile is at most one batch of the cube) the tile is loaded once into
-/// registers, primes the threshold whole and is offered once; otherwise it is streamed like a
-/// row (see [`offer_range`]).
+/// registers, primes the threshold and is offered once; otherwise it is streamed like a row (see
+/// [`offer_range`]).
 #[cube(launch_unchecked)]
 // `kept` and `by_rank` are declared before the comptime branch that sets them.
 #[allow(clippy::too_many_arguments, unused_assignments)]
