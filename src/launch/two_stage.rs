@@ -4,7 +4,9 @@
 use super::streaming::{self, cube_grid, vector_width};
 use super::{allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
-use crate::kernels::two_stage::{merge_candidates_kernel, tile_candidates_kernel};
+use crate::kernels::two_stage::{
+    merge_candidates_kernel, merge_scan_words, tile_candidates_kernel,
+};
 use burn::tensor::DType;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::ir::HardwareProperties;
@@ -51,7 +53,7 @@ pub(crate) fn launch<R: CubeRuntime>(
     let (candidate_keys, candidate_indices) = allocate_scratch(&input, layout.rows, per_row);
     let vectors = vectors_per_unit(config.tile.batch, width);
     let hardware = &client.properties().hardware;
-    let merge_capacity = sorted_merge_capacity(hardware, per_row);
+    let merge_capacity = sorted_merge_capacity(hardware, per_row, config.merge.units);
 
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, the tile, k or the capacity). A checked launch clamps each load, which makes
@@ -119,8 +121,14 @@ pub(crate) fn launch<R: CubeRuntime>(
 
 /// The entries of each half of the sorted merge's shared buffer for a row of `entries`
 /// candidates: the next power of two (few kernel variants), `None` when two halves of keys and
-/// indices do not fit the device's shared memory.
-fn sorted_merge_capacity(hardware: &HardwareProperties, entries: usize) -> Option<usize> {
+/// indices, with the bound's words and its gather's scan (see `merge_candidates_kernel`), do not
+/// fit the device's shared memory in a cube of `units`.
+fn sorted_merge_capacity(
+    hardware: &HardwareProperties,
+    entries: usize,
+    units: usize,
+) -> Option<usize> {
     let capacity = entries.next_power_of_two();
-    (2 * capacity * 8 <= hardware.max_shared_memory_size).then_some(capacity)
+    let bytes = 2 * capacity * 8 + 4 * (merge_scan_words(units) + 2);
+    (bytes <= hardware.max_shared_memory_size).then_some(capacity)
 }
