@@ -438,7 +438,7 @@ impl Candidates {
             for j in lo..hi {
                 let other_key = self.keys[j];
                 let other_index = self.indices[j];
-                if other_key > key || (other_key == key && other_index < index) {
+                if beats(other_key, other_index, key, index) {
                     above += 1u32;
                 }
             }
@@ -469,19 +469,18 @@ impl Candidates {
     /// at 1024 units and planes of 32, 15 of 55 steps. Otherwise one compare-exchange per unit
     /// and pair in shared memory, a barrier per step: O(n log² n / units) work.
     pub fn sort(&mut self, len: u32) {
-        let n = padded_len(len);
-        if (n as usize) <= self.units {
+        if self.sorts_in_planes(len) {
             sort_in_planes(&mut self.keys, &mut self.indices, 0usize, len);
         } else {
-            self.sort_in_shared(len, n);
+            self.sort_in_shared(len);
         }
     }
 
-    /// [`Candidates::sort`] in shared memory (`n` > units).
-    fn sort_in_shared(&mut self, len: u32, n: u32) {
+    /// [`Candidates::sort`] in shared memory (more entries than units).
+    fn sort_in_shared(&mut self, len: u32) {
         let unit = linear_unit();
         let units = self.units;
-        let padded = n as usize;
+        let padded = padded_len(len) as usize;
         let mut j = len as usize + unit;
         while j < padded {
             self.keys[j] = PADDING_KEY;
@@ -502,7 +501,7 @@ impl Candidates {
                     let key_p = self.keys[p];
                     let index_i = self.indices[i];
                     let index_p = self.indices[p];
-                    let i_beats_p = key_i > key_p || (key_i == key_p && index_i < index_p);
+                    let i_beats_p = beats(key_i, index_i, key_p, index_p);
                     // Blocks alternate direction; the last one (size = n) puts the best first.
                     let best_first = (i & size) == 0usize;
                     if i_beats_p != best_first {
@@ -671,6 +670,13 @@ fn slice_shift(span: u32) -> u32 {
     shift
 }
 
+/// Whether the entry `(key, index)` beats `(other_key, other_index)`: a larger key, or an equal
+/// key and a smaller index (the buffer's total order).
+#[cube]
+pub fn beats(key: u32, index: u32, other_key: u32, other_index: u32) -> bool {
+    key > other_key || (key == other_key && index < other_index)
+}
+
 /// Sorts the entries `offset..offset + len` of `keys` / `indices` best first, with one entry per
 /// unit: `len` rounded up to a power of two must not exceed the cube's units (nor the arrays'
 /// room after `offset`). A bitonic network; each unit holds its entry in registers and exchanges
@@ -720,7 +726,7 @@ pub fn sort_in_planes(
             }
             // The lower place of a pair keeps the better entry in blocks sorted best first (the
             // last block, size = n, is one of them), the worse one otherwise.
-            let mine_beats = key > other_key || (key == other_key && index < other_index);
+            let mine_beats = beats(key, index, other_key, other_index);
             let lower = (position & stride) == 0u32;
             let best_first = (position & size) == 0u32;
             if mine_beats != (lower == best_first) {
@@ -765,21 +771,19 @@ fn whole_limit(units: usize) -> usize {
 pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
     let entries = candidates.entries();
     let limit = candidates.whole_limit();
-    // Where ranking whole would need a cut close to k (the limit under 2k: several histogram
-    // passes), a buffer of at most one entry per unit is sorted whole instead, uncut (H100, b=1
-    // V=128k k=256 in tiles of 16k: 33.2 → 30.2 µs; at k = 50 the cut and rank stay cheaper).
-    let sort_whole =
-        entries >= k && entries > limit && limit < 2u32 * k && candidates.sorts_in_planes(entries);
-    // A buffer too large to rank whole is first cut to what ranks whole, when that is at least k:
-    // a histogram pass or two instead of the exact cut's passes down to the k-th key.
-    let mut count = entries;
-    if entries >= k && entries > limit && limit >= k && !sort_whole {
-        count = candidates.compact(k, limit);
-    }
-    let whole = entries >= k && candidates.ranks_fit_whole(count);
-    let mut len = count as usize;
-    if !whole && !candidates.sorts_in_planes(count) {
-        len = candidates.compact(k, k) as usize;
+    let mut len = entries as usize;
+    // Too many entries to rank whole: cut them to what ranks whole when that is at least k (a
+    // histogram pass or two), else to exactly k. Except where that cut would be close to k (the
+    // limit under 2k: several histogram passes) and the buffer fits one entry per unit: then it is
+    // sorted whole, uncut (H100, b=1 V=128k k=256 in tiles of 16k: 33.2 → 30.2 µs; at k = 50 the
+    // cut and rank stay cheaper).
+    let sort_whole = limit < 2u32 * k && candidates.sorts_in_planes(entries);
+    if entries >= k && entries > limit && !sort_whole {
+        if limit >= k {
+            len = candidates.compact(k, limit) as usize;
+        } else {
+            len = candidates.compact(k, k) as usize;
+        }
     }
     // Ranking costs len² / units compares per unit, the sort in planes about log² len steps:
     // rank what ranks cheaply, sort in planes what fits, rank what is left if it is small.

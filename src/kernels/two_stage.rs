@@ -10,8 +10,8 @@
 //! candidate order is total, so the result is exact.
 
 use crate::kernels::candidates::{
-    Candidates, PADDING_INDEX, PADDING_KEY, entry_value, order_top_k, place_of, sort_in_planes,
-    write_top_k,
+    Candidates, PADDING_INDEX, PADDING_KEY, beats, entry_value, order_top_k, place_of,
+    sort_in_planes, write_top_k,
 };
 use crate::kernels::primitives::{cube_exclusive_sum, linear_unit, row_offset};
 use crate::kernels::streaming::offer_range;
@@ -118,10 +118,9 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
 /// With `pairwise` (the lists are sorted and fit shared memory twice: `lists × k ≤ capacity`),
 /// at most [`BOUND_LISTS`] + 1 lists holding more than two entries per unit first give a lower
 /// bound of the row's k-th best, and when the entries at or above it fit one per unit they are
-/// sorted in planes ([`sort_in_planes`]) and the first k written. Otherwise the lists are merged pairwise, keeping the best k of each
-/// pair, until one is left: each entry
-/// finds its place in the merged pair from its own place plus the entries of the other list that
-/// go before it (a binary search; entries of the first list go first among equals, so equal
+/// sorted in planes ([`sort_in_planes`]) and the first k written. Otherwise the lists are merged
+/// pairwise, keeping the best k of each pair, until one is left: each entry finds its place in
+/// the merged pair from its own place plus the entries of the other list that go before it (a binary search; entries of the first list go first among equals, so equal
 /// paddings merge like any others), and moves to the other half of the shared buffer. One
 /// barrier per level, `⌈log2 lists⌉` levels. Otherwise the candidates are offered to a
 /// candidate buffer of `capacity` entries like the elements of a streamed row.
@@ -214,8 +213,8 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
             let mut kept = 0u32;
             let mut e = unit;
             while e < lists * k_len {
-                let key = keys[e];
-                if key > bound_key || (key == bound_key && entry_indices[e] <= bound_index) {
+                // At or above the bound: the bound does not beat it.
+                if !beats(bound_key, bound_index, keys[e], entry_indices[e]) {
                     kept += 1u32;
                 }
                 e += units;
@@ -227,7 +226,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                 while e < lists * k_len {
                     let key = keys[e];
                     let index = entry_indices[e];
-                    if key > bound_key || (key == bound_key && index <= bound_index) {
+                    if !beats(bound_key, bound_index, key, index) {
                         keys[slot] = key;
                         entry_indices[slot] = index;
                         slot += 1usize;
