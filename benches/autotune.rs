@@ -1,6 +1,6 @@
 //! What `Strategy::Auto`'s autotuner picks, and how far the pick is from the best candidate.
 //!
-//! `cargo bench --bench autotune -- [--quick] [--csv FILE] [--keep-cache]` on the runtime the
+//! `cargo bench --bench autotune -- [--quick] [--csv FILE] [--keep-cache] [--compile-cost]` on the runtime the
 //! features select (CUDA with `--features cuda`, else wgpu; `--quick` is a small grid for CPU
 //! adapters such as lavapipe). For each shape of the grid (the kernels bench's grid):
 //!
@@ -8,7 +8,8 @@
 //!   compilation of kernels no earlier shape needed);
 //! - every candidate's median device time over 15 samples after 3 warm-up runs, on the same
 //!   input, each sample [`runs_per_sample`](burn_topk::autotune::runs_per_sample) back-to-back
-//!   runs (the tuner's own method, with more samples), `-` where the candidate does not fit;
+//!   runs, sized from one synchronised run (the tuner's own method, with more samples), `-`
+//!   where the candidate does not fit;
 //! - the pick, its time, the best candidate and the pick's distance from it.
 //!
 //! The crate's autotune cache file is deleted first (so every key is tuned here) unless
@@ -33,7 +34,11 @@ fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> 
     for _ in 0..2 {
         let _ = input.clone().top_k_with(k, 1, options);
     }
-    let runs = autotune::runs_per_sample(input.shape().num_elements() * input.dtype().size());
+    <B as burn::tensor::backend::Backend>::sync(device).unwrap();
+    let start = Instant::now();
+    let _ = input.clone().top_k_with(k, 1, options);
+    <B as burn::tensor::backend::Backend>::sync(device).unwrap();
+    let runs = autotune::runs_per_sample(start.elapsed());
     let samples = (0..SAMPLES)
         .map(|_| {
             let input = input.clone();
@@ -63,6 +68,33 @@ fn remove_cache() {
     }
 }
 
+/// What each candidate's first call costs beyond its second (kernel compilation, on CUDA NVRTC
+/// plus the driver's PTX load) for k values the grid does not use, so no kernel is cached yet.
+fn compile_cost() {
+    let device: Device = burn_topk::device::default_device();
+    let client = Rt::client(&device);
+    let candidates = autotune::candidates(&client.properties().hardware);
+    let input = Tensor::<B, 2>::random([8, 131072], Distribution::Normal(0.0, 3.0), &device);
+    let call = |k: usize, strategy: Strategy| {
+        let start = Instant::now();
+        let options = TopKOptions::largest().with_strategy(strategy);
+        let ok = input.clone().try_top_k_with(k, 1, options).is_ok();
+        <B as burn::tensor::backend::Backend>::sync(&device).unwrap();
+        (ok, start.elapsed().as_secs_f64() * 1e3)
+    };
+    call(1, Strategy::Heuristic);
+    println!("| k | candidate | first call ms | second call ms |\n|---|---|---|---|");
+    for k in [77, 600] {
+        for candidate in &candidates {
+            let (ok, first) = call(k, candidate.strategy);
+            let (_, second) = call(k, candidate.strategy);
+            if ok {
+                println!("| {k} | {} | {first:.0} | {second:.2} |", candidate.name);
+            }
+        }
+    }
+}
+
 fn main() {
     let mut quick = false;
     let mut csv_path = None;
@@ -73,6 +105,10 @@ fn main() {
             "--quick" => quick = true,
             "--csv" => csv_path = it.next(),
             "--keep-cache" => keep_cache = true,
+            "--compile-cost" => {
+                compile_cost();
+                return;
+            }
             _ => {} // `cargo bench` passes `--bench`
         }
     }

@@ -26,7 +26,8 @@
 //!   of the candidates' names).
 //! - **Cost**: the first call with a new key times every remaining candidate on the call's own
 //!   input (CubeCL's 3 warm-up and 10 timed samples, each of [`runs_per_sample`] back-to-back
-//!   runs so that jitter averages out), tens of milliseconds on the H100, plus the NVRTC
+//!   runs so that jitter averages out: about a millisecond, sized from one synchronised run of
+//!   the first candidate before tuning starts), tens of milliseconds on the H100, plus the NVRTC
 //!   compilation of kernels no earlier call needed (most of a second each: the first key of each
 //!   dtype and k range pays it); it is logged at `info` level with the winner. [`tune_ahead`]
 //!   pays that cost up front.
@@ -47,7 +48,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What decides whether a candidate fits and which one wins: the autotune cache key.
 #[derive(Hash, Eq, PartialEq, Debug, Clone, Serialize, Deserialize, AutotuneKey)]
@@ -168,13 +169,21 @@ pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
     list
 }
 
-/// Top-k runs per timed sample: enough back-to-back runs of a small input that launch jitter
-/// and clock changes average out (one run of a 128 KiB row takes about 20 µs, so a sample of 32
-/// runs is over half a millisecond; with 8, the tuner picked candidates up to 19 % slower than
-/// the best at such shapes on the H100, where they sit 1–3 µs apart), one for inputs of 64 MiB
-/// or more.
-pub fn runs_per_sample(bytes: usize) -> usize {
-    ((64usize << 20) / bytes.max(1)).clamp(1, 32)
+/// How long one timed sample should last: long enough that launch jitter and clock changes
+/// average out over its back-to-back runs (with 8 runs of a ~20 µs top-k, the tuner picked
+/// candidates up to 19 % slower than the best on the H100, where they sit 1–3 µs apart).
+const SAMPLE_TIME: Duration = Duration::from_millis(1);
+
+/// Runs per sample for a key whose run time was not measured (a stale disk cache entry).
+const DEFAULT_SAMPLE_RUNS: usize = 8;
+
+/// Top-k runs per timed sample, given how long one run took (launch to finish, as a host
+/// measures it): enough runs to fill about a millisecond, 1 to 32. On the H100 a ~20 µs top-k
+/// gets ~25 runs; on a software adapter such as lavapipe, where one run takes milliseconds, a
+/// sample is a single run, so tuning there costs the candidates' compilation and little more.
+pub fn runs_per_sample(one_run: Duration) -> usize {
+    let runs = SAMPLE_TIME.as_secs_f64() / one_run.as_secs_f64().max(1e-9);
+    (runs.ceil() as usize).clamp(1, 32)
 }
 
 /// Whether `candidate` is worth timing for `key` on a device with `processors` processors:
@@ -226,6 +235,34 @@ struct DeviceTuner<R: CubeRuntime> {
     tuner: Tuner<TopKKey>,
     set: TunableSet<TopKKey, TuneInput<R>, ()>,
     candidates: Vec<Candidate>,
+    /// Which candidates are worth timing for a key.
+    rule: PlausibleRule,
+}
+
+/// The device facts that [`plausible`] needs.
+#[derive(Clone, Copy)]
+struct PlausibleRule {
+    plane: u32,
+    processors: usize,
+    largest_cube: usize,
+}
+
+impl PlausibleRule {
+    fn admits(&self, strategy: Strategy, key: &TopKKey) -> bool {
+        plausible(
+            strategy,
+            key,
+            self.plane,
+            self.processors,
+            self.largest_cube,
+        )
+    }
+}
+
+/// Runs per timed sample for each key being tuned, measured before its tuning starts.
+fn sample_runs() -> &'static Mutex<HashMap<TopKKey, usize>> {
+    static RUNS: OnceLock<Mutex<HashMap<TopKKey, usize>>> = OnceLock::new();
+    RUNS.get_or_init(Default::default)
 }
 
 const TUNER_NAME: &str = "burn-topk-top-k";
@@ -279,30 +316,37 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
         })
         .max()
         .map_or(0, |planes| planes as usize * plane as usize);
+    let rule = PlausibleRule {
+        plane,
+        processors,
+        largest_cube,
+    };
     let timed = TuneGroup::<TopKKey>::new("plausible", |_| 1);
     let fallback = TuneGroup::<TopKKey>::new("radix select", |_| 0);
     let mut set = TunableSet::new(key::<R>, CloneInputGenerator);
     for candidate in &candidates {
         let strategy = candidate.strategy;
-        let mut tunable = Tunable::new(
-            &candidate.name,
-            move |(tensor, k, dim, largest, index_dtype): TuneInput<R>| {
-                CANDIDATE_RUNS.fetch_add(1, Ordering::Relaxed);
-                let bytes = tensor.shape().num_elements() * tensor.dtype.size();
-                for _ in 0..runs_per_sample(bytes) {
-                    run(tensor.clone(), k, dim, strategy, largest, index_dtype)
-                        .map_err(|err| err.to_string())?;
-                }
-                Ok::<(), String>(())
-            },
-        )
-        .group(&timed, move |key| {
-            if plausible(strategy, key, plane, processors, largest_cube) {
-                1
-            } else {
-                -1
+        let mut tunable = Tunable::new(&candidate.name, move |inputs: TuneInput<R>| {
+            CANDIDATE_RUNS.fetch_add(1, Ordering::Relaxed);
+            let runs = sample_runs()
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&key::<R>(&inputs))
+                .copied()
+                .unwrap_or(DEFAULT_SAMPLE_RUNS);
+            let (tensor, k, dim, largest, index_dtype) = inputs;
+            for _ in 0..runs {
+                run(tensor.clone(), k, dim, strategy, largest, index_dtype)
+                    .map_err(|err| err.to_string())?;
             }
-        });
+            Ok::<(), String>(())
+        })
+        .group(
+            &timed,
+            move |key| {
+                if rule.admits(strategy, key) { 1 } else { -1 }
+            },
+        );
         if strategy == Strategy::RadixSelect {
             tunable = tunable.group(&fallback, |_| 1);
         }
@@ -312,7 +356,42 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
         tuner: Tuner::new(TUNER_NAME, id),
         set,
         candidates,
+        rule,
     }
+}
+
+/// Times one run of the first candidate worth timing for `key` (it is compiled first, and the
+/// tuner times it anyway), and records how many runs each of the tuner's samples takes.
+fn measure_sample_runs<R: CubeRuntime>(
+    device: &DeviceTuner<R>,
+    key: &TopKKey,
+    inputs: &TuneInput<R>,
+) {
+    let strategy = device
+        .candidates
+        .iter()
+        .find(|c| device.rule.admits(c.strategy, key))
+        .map_or(Strategy::RadixSelect, |c| c.strategy);
+    let (tensor, k, dim, largest, index_dtype) = inputs.clone();
+    let client = tensor.client.clone();
+    let once = || {
+        let ok = run(tensor.clone(), k, dim, strategy, largest, index_dtype).is_ok();
+        ok && cubecl::future::block_on(client.sync()).is_ok()
+    };
+    let runs = if once() {
+        let start = Instant::now();
+        if once() {
+            runs_per_sample(start.elapsed())
+        } else {
+            1
+        }
+    } else {
+        1
+    };
+    sample_runs()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(key.clone(), runs);
 }
 
 fn key<R: CubeRuntime>((tensor, k, dim, largest, _index_dtype): &TuneInput<R>) -> TopKKey {
@@ -388,6 +467,11 @@ pub(crate) fn top_k<R: CubeRuntime>(
         _ => {
             let start = Instant::now();
             let runs = CANDIDATE_RUNS.load(Ordering::Relaxed);
+            // A key found on disk but not yet validated is tuned again only if its file is stale;
+            // those few tunings take the default sample size.
+            if matches!(device.tuner.fastest(&key), TuneCacheResult::Miss) {
+                measure_sample_runs(&device, &key, &inputs);
+            }
             let result = device.tuner.check_tune(
                 &key,
                 &inputs,
