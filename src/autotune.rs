@@ -186,48 +186,6 @@ pub fn runs_per_sample(one_run: Duration) -> usize {
     (runs.ceil() as usize).clamp(1, 32)
 }
 
-/// Whether `candidate` is worth timing for `key` on a device with `processors` processors:
-/// rules that only drop candidates which cannot win.
-fn plausible(
-    strategy: Strategy,
-    key: &TopKKey,
-    plane: u32,
-    processors: usize,
-    largest_cube: usize,
-) -> bool {
-    let units = |planes: Option<u32>| planes.unwrap_or(1) as usize * plane as usize;
-    match strategy {
-        _ if key.k > STREAMING_MAX_K => strategy == Strategy::RadixSelect,
-        // Radix select is 5–10× slower than the candidate buffer wherever that fits.
-        Strategy::RadixSelect => false,
-        Strategy::Streaming(params) => {
-            let units = units(params.planes_per_cube);
-            let batch = params.vectors_per_unit.unwrap_or(4) as usize * 4;
-            // 256-unit cubes beat larger ones only with several cubes per processor, or on rows
-            // too short for them (H100: 4096 rows of 4096, 98 µs against 162 for the best of
-            // 512 and 1024 units).
-            let small_cube_may_win =
-                units >= 512 || largest_cube <= 512 || key.rows >= processors || key.len < 512 * 8;
-            // A cube or a batch larger than the row only adds idle units (a row of exactly one
-            // batch per unit is read once, into registers).
-            small_cube_may_win
-                && (units == 256 || key.len >= units * 8)
-                && (batch == 8 || key.len >= units * batch)
-        }
-        Strategy::TwoStage(params) => {
-            let units = units(params.planes_per_cube);
-            // Split rows only when the rows alone leave processors idle, and only into tiles
-            // that hold several batches and are smaller than the row.
-            key.rows * 2 <= processors
-                && key.len >= 16 * 1024
-                && params
-                    .tile_width
-                    .is_none_or(|w| w < key.len && w >= units * 16)
-        }
-        _ => false,
-    }
-}
-
 type TuneInput<R> = (CubeTensor<R>, usize, usize, bool, DType);
 
 /// A device's tuner, its tunable set and the candidates behind the set's indices.
@@ -236,26 +194,57 @@ struct DeviceTuner<R: CubeRuntime> {
     set: TunableSet<TopKKey, TuneInput<R>, ()>,
     candidates: Vec<Candidate>,
     /// Which candidates are worth timing for a key.
-    rule: PlausibleRule,
+    rule: Arc<PlausibleRule>,
 }
 
-/// The device facts that [`plausible`] needs.
-#[derive(Clone, Copy)]
+/// Which candidates are worth timing for a key on one device: rules that only drop candidates
+/// which cannot win.
 struct PlausibleRule {
-    plane: u32,
-    processors: usize,
+    hardware: HardwareProperties,
+    /// Units of the largest streaming cube among the candidates.
     largest_cube: usize,
 }
 
 impl PlausibleRule {
     fn admits(&self, strategy: Strategy, key: &TopKKey) -> bool {
-        plausible(
-            strategy,
-            key,
-            self.plane,
-            self.processors,
-            self.largest_cube,
-        )
+        let plane = self.hardware.plane_size_max.max(1) as usize;
+        let processors = launch::processors(&self.hardware);
+        let units = |planes: Option<u32>| planes.unwrap_or(1) as usize * plane;
+        match strategy {
+            _ if key.k > STREAMING_MAX_K => strategy == Strategy::RadixSelect,
+            // One cube per row, radix select is 5–10× slower than the candidate buffer wherever
+            // that fits; tiled (a few long rows), it may win at large k.
+            Strategy::RadixSelect => {
+                launch::radix_select_tiles(&self.hardware, key.rows, key.len, key.k)
+            }
+            Strategy::Streaming(params) => {
+                let units = units(params.planes_per_cube);
+                let batch = params.vectors_per_unit.unwrap_or(4) as usize * 4;
+                // 256-unit cubes beat larger ones only with several cubes per processor, or on
+                // rows too short for them (H100: 4096 rows of 4096, 98 µs against 162 for the
+                // best of 512 and 1024 units).
+                let small_cube_may_win = units >= 512
+                    || self.largest_cube <= 512
+                    || key.rows >= processors
+                    || key.len < 512 * 8;
+                // A cube or a batch larger than the row only adds idle units (a row of exactly
+                // one batch per unit is read once, into registers).
+                small_cube_may_win
+                    && (units == 256 || key.len >= units * 8)
+                    && (batch == 8 || key.len >= units * batch)
+            }
+            Strategy::TwoStage(params) => {
+                let units = units(params.planes_per_cube);
+                // Split rows only when the rows alone leave processors idle, and only into tiles
+                // that hold several batches and are smaller than the row.
+                key.rows * 2 <= processors
+                    && key.len >= 16 * 1024
+                    && params
+                        .tile_width
+                        .is_none_or(|w| w < key.len && w >= units * 16)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -307,7 +296,6 @@ fn device_tuner<R: CubeRuntime>(
 fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> DeviceTuner<R> {
     let candidates = candidates(hardware);
     let plane = hardware.plane_size_max.max(1);
-    let processors = launch::processors(hardware);
     let largest_cube = candidates
         .iter()
         .filter_map(|c| match c.strategy {
@@ -316,11 +304,10 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
         })
         .max()
         .map_or(0, |planes| planes as usize * plane as usize);
-    let rule = PlausibleRule {
-        plane,
-        processors,
+    let rule = Arc::new(PlausibleRule {
+        hardware: hardware.clone(),
         largest_cube,
-    };
+    });
     let timed = TuneGroup::<TopKKey>::new("plausible", |_| 1);
     let fallback = TuneGroup::<TopKKey>::new("radix select", |_| 0);
     let mut set = TunableSet::new(key::<R>, CloneInputGenerator);
@@ -341,12 +328,10 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
             }
             Ok::<(), String>(())
         })
-        .group(
-            &timed,
-            move |key| {
-                if rule.admits(strategy, key) { 1 } else { -1 }
-            },
-        );
+        .group(&timed, {
+            let rule = rule.clone();
+            move |key| if rule.admits(strategy, key) { 1 } else { -1 }
+        });
         if strategy == Strategy::RadixSelect {
             tunable = tunable.group(&fallback, |_| 1);
         }
@@ -432,7 +417,7 @@ fn run<R: CubeRuntime>(
         (strategy, plan),
         (Strategy::Streaming(_), Plan::Streaming(_))
             | (Strategy::TwoStage(_), Plan::TwoStage(_))
-            | (Strategy::RadixSelect, Plan::RadixSelect)
+            | (Strategy::RadixSelect, Plan::RadixSelect(_))
             | (Strategy::Heuristic, _)
     );
     if !matches || matches!(plan, Plan::BurnBuiltin | Plan::Autotune) {

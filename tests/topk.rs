@@ -649,3 +649,51 @@ fn priming_and_overflow() {
         }
     }
 }
+
+/// Radix select over few long rows runs tiled (a digit histogram, a filter, a select: three
+/// launches): rows whose lengths are not multiples of the tiles or vectors, ties at the pivot
+/// digit, whole rows of one value, NaN and infinities, both directions, columns.
+#[test]
+fn radix_select_tiled() {
+    let device = gpu_device();
+    let mut rng = rng("radix tiled");
+    let radix = |largest| TopKOptions {
+        largest,
+        strategy: Strategy::RadixSelect,
+    };
+    for len in [16385usize, 100003, 131072] {
+        let rows = 3;
+        let ascending: Vec<f32> = (0..rows * len).map(|i| (i % len) as f32).collect();
+        let random = random_values(&mut rng, rows * len);
+        let ties = few_values(&mut rng, rows * len);
+        let special = specials(&mut rng, rows * len);
+        let constant = vec![-2.5f32; rows * len];
+        for (data, values) in [
+            ("ascending", &ascending),
+            ("random", &random),
+            ("ties", &ties),
+            ("specials", &special),
+            ("constant", &constant),
+        ] {
+            for k in [1usize, 333, 1000] {
+                for largest in [true, false] {
+                    check_tensor(
+                        tensor::<Fused, 2>(values.clone(), [rows, len], &device),
+                        k,
+                        1,
+                        radix(largest),
+                        &format!("radix: {data} {rows}x{len} k={k} largest={largest}"),
+                    );
+                }
+            }
+        }
+    }
+    let columns = random_values(&mut rng, 2 * 40000);
+    check_tensor(
+        tensor::<Fused, 2>(columns, [40000, 2], &device),
+        500,
+        0,
+        radix(true),
+        "radix: columns of 40000",
+    );
+}

@@ -797,6 +797,54 @@ pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
     (len, by_rank)
 }
 
+/// Offers the `count` entries `first..first + count` of `entry_keys` / `entry_indices`, in
+/// batches of `entries_per_unit` per unit; padding entries (index [`PADDING_INDEX`]) are skipped.
+/// The first batch primes the threshold with each unit's best `prime_per_unit` entries (none when
+/// 0), unless all the entries fit the buffer.
+#[cube]
+// A comptime condition does not merge with a run-time one.
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
+pub fn offer_entries(
+    candidates: &mut Candidates,
+    entry_keys: &Tensor<u32>,
+    entry_indices: &Tensor<u32>,
+    first: usize,
+    count: usize,
+    k: u32,
+    #[comptime] entries_per_unit: usize,
+    #[comptime] prime_per_unit: usize,
+) {
+    let unit = linear_unit();
+    let units = candidates.units;
+    let mut round = 1u32;
+    let mut batch_start = 0usize;
+    while batch_start < count {
+        let mut keys = Array::<u32>::new(entries_per_unit);
+        let mut indices = Array::<u32>::new(entries_per_unit);
+        let mut valid = 0u32;
+        #[unroll]
+        for e in 0..entries_per_unit {
+            let j = batch_start + e * units + unit;
+            if j < count {
+                keys[e] = entry_keys[first + j];
+                indices[e] = entry_indices[first + j];
+                // A short tile's padding is no entry (and equal paddings would break the total
+                // order that compactions rely on).
+                if indices[e] != PADDING_INDEX {
+                    valid |= 1u32 << (e as u32);
+                }
+            }
+        }
+        if comptime!(prime_per_unit > 0) {
+            if batch_start == 0usize && !candidates.holds(count) {
+                candidates.prime(&keys, valid, k, prime_per_unit, entries_per_unit);
+            }
+        }
+        round = candidates.offer(&keys, &indices, valid, k, round, entries_per_unit);
+        batch_start += units * entries_per_unit;
+    }
+}
+
 /// The place of entry `j` in the order that [`order_top_k`] computed.
 #[cube]
 pub fn place_of(candidates: &Candidates, j: usize, by_rank: bool) -> usize {

@@ -1,5 +1,6 @@
-//! Radix select, one cube per row.
+//! Radix select, one cube per row, and a tiled radix select for rows too few to fill the device.
 //!
+//! One cube per row ([`radix_select_kernel`]):
 //! 1. Find the k-th largest key, 8 bits at a time from the top (4 passes over the row, a 256-bin
 //!    shared-memory histogram each), and how many of the elements equal to it belong to the top-k.
 //! 2. Gather, in index order, every element above that key and the first ties, into a scratch row.
@@ -8,11 +9,18 @@
 //!    index order.
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
+use crate::kernels::candidates::{Candidates, offer_entries, write_top_k};
 use crate::kernels::primitives::{cube_exclusive_sum, cube_or, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
 const RADIX_BITS: u32 = 8;
 const RADIX_BINS: usize = 256;
+
+/// Bins of the tiled radix select's one digit: the top 12 bits of the f32 key (sign, exponent and
+/// three mantissa bits, so a binade is cut in eight), whose bins a cube counts in 16 KiB of shared
+/// memory. For N(0, σ) rows of 128k the pivot bin of k = 1024 holds about 500 keys.
+pub const DIGIT_BINS: usize = 4096;
+const DIGIT_SHIFT: u32 = 20;
 
 /// The top-k of each row. Launched with one cube per row (rows beyond `num_rows` exit).
 ///
@@ -204,4 +212,266 @@ pub fn radix_select_kernel<F: Float, I: Int>(
         indices[out_row + j * inner] = I::cast_from(index);
         j += units;
     }
+}
+
+/// Tiled radix select, first launch: each tile's histogram of its keys' top digit
+/// ([`DIGIT_BINS`] bins), added into its row's `histogram` (zeroed before the launch). One cube per
+/// tile of `tile_width` elements (a multiple of the vector width), a row's tiles consecutive.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn digit_histogram_kernel<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    histogram: &mut Tensor<Atomic<u32>>,
+    dim: usize,
+    num_rows: usize,
+    tile_width: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let len = input.shape(dim);
+    let tiles = len.div_ceil(tile_width);
+    let row = CUBE_POS / tiles;
+    if row >= num_rows {
+        terminate!();
+    }
+    let start = (CUBE_POS % tiles) * tile_width;
+    let end = min(len, start + tile_width);
+    let stride = input.stride(dim);
+    let base = row_offset(input, row, dim);
+    let width = input.vector_size();
+    let unit = linear_unit();
+    let counts = SharedMemory::<Atomic<u32>>::new(DIGIT_BINS);
+    let mut bin = unit;
+    while bin < DIGIT_BINS {
+        counts[bin].store(0u32);
+        bin += units;
+    }
+    sync_cube();
+    let mut first = start;
+    while first < end {
+        // Every load of a step is issued before any is used.
+        let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let element = first + (v * units + unit) * width;
+            if element < end {
+                vectors[v] = input[(base + element * stride) / width];
+            }
+        }
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let element = first + (v * units + unit) * width;
+            if element < end {
+                #[unroll]
+                for lane in 0..width {
+                    let key = order_key::<F>(vectors[v][lane], largest);
+                    counts[(key >> DIGIT_SHIFT) as usize].fetch_add(1u32);
+                }
+            }
+        }
+        first += units * vectors_per_unit * width;
+    }
+    sync_cube();
+    bin = unit;
+    let row_bins = row * DIGIT_BINS;
+    while bin < DIGIT_BINS {
+        let count = counts[bin].load();
+        if count > 0u32 {
+            histogram[row_bins + bin].fetch_add(count);
+        }
+        bin += units;
+    }
+}
+
+/// Tiled radix select, second launch: each tile appends the entries whose top digit is at least
+/// its row's pivot digit (the digit whose bin holds the row's k-th key, read off the row's
+/// `histogram`) to the row's list (`len` words per row, unordered), taking places with one atomic
+/// add on the row's word `list_lengths[lengths_offset + row]` (zeroed before) per step of the tile. Those entries hold
+/// the row's top-k: every key above the pivot bin, and all of the bin.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn digit_filter_kernel<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    histogram: &Tensor<u32>,
+    list_lengths: &mut Tensor<Atomic<u32>>,
+    list_keys: &mut Tensor<u32>,
+    list_indices: &mut Tensor<u32>,
+    dim: usize,
+    k: u32,
+    num_rows: usize,
+    tile_width: usize,
+    lengths_offset: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let len = input.shape(dim);
+    let tiles = len.div_ceil(tile_width);
+    let row = CUBE_POS / tiles;
+    if row >= num_rows {
+        terminate!();
+    }
+    let start = (CUBE_POS % tiles) * tile_width;
+    let end = min(len, start + tile_width);
+    let stride = input.stride(dim);
+    let base = row_offset(input, row, dim);
+    let width = input.vector_size();
+    let unit = linear_unit();
+    let mut scratch = SharedMemory::<u32>::new(comptime!(units / 4 + 2));
+    let pivot = pivot_digit(histogram, row * DIGIT_BINS, k, &mut scratch, units);
+    let list = row * len;
+    let per_unit = comptime!(vectors_per_unit * 8);
+    let mut first = start;
+    while first < end {
+        let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let element = first + (v * units + unit) * width;
+            if element < end {
+                vectors[v] = input[(base + element * stride) / width];
+            }
+        }
+        let mut keys = Array::<u32>::new(per_unit);
+        let mut passing = 0u32;
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let element = first + (v * units + unit) * width;
+            if element < end {
+                #[unroll]
+                for lane in 0..width {
+                    let j = v * width + lane;
+                    let key = order_key::<F>(vectors[v][lane], largest);
+                    keys[j] = key;
+                    if (key >> DIGIT_SHIFT) >= pivot {
+                        passing |= 1u32 << (j as u32);
+                    }
+                }
+            }
+        }
+        let (before, total) = cube_exclusive_sum(passing.count_ones(), &mut scratch);
+        if total > 0u32 {
+            let slot_words = comptime!(units / 4 + 1);
+            if unit == 0usize {
+                scratch[slot_words] = list_lengths[lengths_offset + row].fetch_add(total);
+            }
+            sync_cube();
+            let mut slot = list + (scratch[slot_words] + before) as usize;
+            sync_cube();
+            #[unroll]
+            for v in 0..vectors_per_unit {
+                #[unroll]
+                for lane in 0..width {
+                    let j = v * width + lane;
+                    if (passing & (1u32 << (j as u32))) != 0u32 {
+                        list_keys[slot] = keys[j];
+                        list_indices[slot] = (first + (v * units + unit) * width + lane) as u32;
+                        slot += 1usize;
+                    }
+                }
+            }
+        }
+        first += units * vectors_per_unit * width;
+    }
+}
+
+/// The digit whose bin holds the `k`-th key of the histogram at `histogram[offset..]`: each unit
+/// sums a run of bins from the top, a cube scan places the runs, and the unit whose run crosses
+/// `k` walks it. `scratch` needs `units / 4 + 2` words (the scan's, then the answer).
+#[cube]
+fn pivot_digit(
+    histogram: &Tensor<u32>,
+    offset: usize,
+    k: u32,
+    scratch: &mut SharedMemory<u32>,
+    #[comptime] units: usize,
+) -> u32 {
+    let per_unit = comptime!(DIGIT_BINS / units);
+    let unit = linear_unit();
+    // Unit 0 holds the top bins.
+    let top = DIGIT_BINS - unit * per_unit;
+    let mut counts = Array::<u32>::new(per_unit);
+    let mut sum = 0u32;
+    #[unroll]
+    for j in 0..per_unit {
+        counts[j] = histogram[offset + top - 1usize - j];
+        sum += counts[j];
+    }
+    let (above, _) = cube_exclusive_sum(sum, scratch);
+    let answer = comptime!(units / 4 + 1);
+    if above < k && k <= above + sum {
+        let mut running = above;
+        let mut found = false;
+        #[unroll]
+        for j in 0..per_unit {
+            if !found && running + counts[j] >= k {
+                scratch[answer] = (top - 1usize - j) as u32;
+                found = true;
+            }
+            running += counts[j];
+        }
+    }
+    sync_cube();
+    let pivot = scratch[answer];
+    sync_cube();
+    pivot
+}
+
+/// Tiled radix select, last launch: each row's top-k from its list of `list_lengths[lengths_offset + row]`
+/// entries (`len` words per row), streamed through a candidate buffer of `capacity` entries and
+/// written sorted. One cube per row.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    list_lengths: &Tensor<u32>,
+    list_keys: &Tensor<u32>,
+    list_indices: &Tensor<u32>,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    dim: usize,
+    k: u32,
+    num_rows: usize,
+    inner: usize,
+    lengths_offset: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] entries_per_unit: usize,
+    #[comptime] capacity: usize,
+    #[comptime] prime_per_unit: usize,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row >= num_rows {
+        terminate!();
+    }
+    let len = input.shape(dim);
+    let stride = input.stride(dim);
+    let base = row_offset(input, row, dim);
+    let mut candidates = Candidates::new(capacity, units);
+    offer_entries(
+        &mut candidates,
+        list_keys,
+        list_indices,
+        row * len,
+        list_lengths[lengths_offset + row] as usize,
+        k,
+        entries_per_unit,
+        prime_per_unit,
+    );
+    write_top_k::<F, I, N>(
+        &mut candidates,
+        k,
+        input,
+        base,
+        stride,
+        values,
+        indices,
+        row,
+        inner,
+        largest,
+        units,
+    );
 }

@@ -10,8 +10,8 @@
 //! candidate order is total, so the result is exact.
 
 use crate::kernels::candidates::{
-    Candidates, PADDING_INDEX, PADDING_KEY, beats, entry_value, order_top_k, place_of,
-    sort_in_planes, write_top_k,
+    Candidates, PADDING_INDEX, PADDING_KEY, beats, entry_value, offer_entries, order_top_k,
+    place_of, sort_in_planes, write_top_k,
 };
 use crate::kernels::primitives::{cube_exclusive_sum, linear_unit, row_offset};
 use crate::kernels::streaming::offer_range;
@@ -294,35 +294,16 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         }
     } else {
         let mut candidates = Candidates::new(capacity, units);
-        let mut round = 1u32;
-        let mut batch_start = 0usize;
-        while batch_start < candidates_per_row {
-            let mut keys = Array::<u32>::new(entries_per_unit);
-            let mut entry_indices = Array::<u32>::new(entries_per_unit);
-            let mut valid = 0u32;
-            #[unroll]
-            for e in 0..entries_per_unit {
-                let j = batch_start + e * units + unit;
-                if j < candidates_per_row {
-                    keys[e] = candidate_keys[first + j];
-                    entry_indices[e] = candidate_indices[first + j];
-                    // A short tile's padding is no entry (and equal paddings would break the total
-                    // order that compactions rely on).
-                    if entry_indices[e] != PADDING_INDEX {
-                        valid |= 1u32 << (e as u32);
-                    }
-                }
-            }
-            // The first batch primes the threshold with each unit's best entries, unless the row's
-            // candidates all fit the buffer.
-            if comptime!(prime_per_unit > 0) {
-                if batch_start == 0usize && !candidates.holds(candidates_per_row) {
-                    candidates.prime(&keys, valid, k, prime_per_unit, entries_per_unit);
-                }
-            }
-            round = candidates.offer(&keys, &entry_indices, valid, k, round, entries_per_unit);
-            batch_start += units * entries_per_unit;
-        }
+        offer_entries(
+            &mut candidates,
+            candidate_keys,
+            candidate_indices,
+            first,
+            candidates_per_row,
+            k,
+            entries_per_unit,
+            prime_per_unit,
+        );
         write_top_k::<F, I, N>(
             &mut candidates,
             k,

@@ -24,7 +24,7 @@ const DEFAULT_BATCH: usize = 16;
 pub(crate) enum Plan {
     Streaming(streaming::Config),
     TwoStage(two_stage::Config),
-    RadixSelect,
+    RadixSelect(radix_select::Config),
     BurnBuiltin,
     /// [`Strategy::Auto`]: the autotuner chooses at launch (`crate::autotune`).
     Autotune,
@@ -49,8 +49,9 @@ pub(crate) fn check_and_plan(
     let layout = check_shape(shape, k, dim)?;
     let plan = plan(hardware, layout, k, strategy.with_env_override()?)?;
     let scratch = match plan {
+        Plan::RadixSelect(config) => layout.rows * config.scratch_per_row(layout.len, k),
         // Autotune checks its pick again and falls back to the heuristic, which fits this.
-        Plan::RadixSelect | Plan::Autotune => layout.rows * 2 * k,
+        Plan::Autotune => layout.rows * 2 * k,
         Plan::TwoStage(config) => layout.rows * config.tiles(layout.len) * k,
         Plan::Streaming(_) | Plan::BurnBuiltin => 0,
     };
@@ -82,8 +83,8 @@ fn plan(
         && candidate_capacity(k, MIN_CANDIDATE_UNITS, hardware).is_some();
     Ok(match strategy {
         Strategy::BurnBuiltin => Plan::BurnBuiltin,
-        Strategy::RadixSelect => Plan::RadixSelect,
-        _ if !streaming_fits => Plan::RadixSelect,
+        Strategy::RadixSelect => Plan::RadixSelect(radix_select_config(hardware, layout, k)),
+        _ if !streaming_fits => Plan::RadixSelect(radix_select_config(hardware, layout, k)),
         Strategy::Streaming(params) => {
             Plan::Streaming(streaming_config(hardware, layout, k, params)?)
         }
@@ -120,6 +121,61 @@ pub(crate) fn processors(hardware: &HardwareProperties) -> usize {
 /// and rows long enough that each would give several tiles of at least 4k elements.
 fn few_long_rows(hardware: &HardwareProperties, layout: RowLayout, k: usize) -> bool {
     layout.rows * 4 <= processors(hardware) && layout.len >= 8 * (4 * k).max(4096)
+}
+
+/// Whether radix select runs tiled for `rows` rows of `len` elements.
+pub(crate) fn radix_select_tiles(
+    hardware: &HardwareProperties,
+    rows: usize,
+    len: usize,
+    k: usize,
+) -> bool {
+    let layout = RowLayout {
+        rows,
+        len,
+        inner: 1,
+    };
+    matches!(
+        radix_select_config(hardware, layout, k),
+        radix_select::Config::Tiled { .. }
+    )
+}
+
+/// Radix select tiled when the rows alone leave most processors idle, the rows are long, and the
+/// final candidate buffer holds 2k entries in a cube; else one cube per row.
+fn radix_select_config(
+    hardware: &HardwareProperties,
+    layout: RowLayout,
+    k: usize,
+) -> radix_select::Config {
+    let plane = hardware.plane_size_max.max(1) as usize;
+    // The digit passes: the histogram's 4096 bins over the units (a power of two), two 4-element
+    // vectors per unit per step.
+    let units = (hardware.max_units_per_cube as usize).min(512);
+    let units_fit =
+        units.is_power_of_two() && units.is_multiple_of(plane) && units >= MIN_CANDIDATE_UNITS;
+    let select = candidate_cube(hardware, None, layout.rows, k).ok();
+    match select {
+        Some((select_units, capacity))
+            if units_fit && layout.rows * 2 <= processors(hardware) && layout.len >= 16 * 1024 =>
+        {
+            let batch = 8;
+            // About two cubes per processor over the batch, each at least one step of the cube.
+            let tiles = (2 * processors(hardware)).div_ceil(layout.rows).max(1);
+            let tile_width = layout.len.div_ceil(tiles).max(units * batch);
+            radix_select::Config::Tiled {
+                tile_width,
+                units,
+                batch,
+                select: streaming::Config {
+                    units: select_units,
+                    batch: 8,
+                    capacity,
+                },
+            }
+        }
+        _ => radix_select::Config::PerRow,
+    }
 }
 
 /// A candidate cube's units and buffer entries for `k`. Explicit planes are taken as given
@@ -351,7 +407,9 @@ pub(crate) fn top_k<R: burn_cubecl::CubeRuntime>(
         Plan::TwoStage(config) => {
             two_stage::launch(tensor, k, dim, layout, largest, index_dtype, config)
         }
-        Plan::RadixSelect => radix_select::launch(tensor, k, dim, layout, largest, index_dtype),
+        Plan::RadixSelect(config) => {
+            radix_select::launch(tensor, k, dim, layout, largest, index_dtype, config)
+        }
         Plan::BurnBuiltin => unreachable!("Burn's own top-k runs through the backend's ops"),
         Plan::Autotune => crate::autotune::top_k(tensor, k, dim, largest, index_dtype),
     }

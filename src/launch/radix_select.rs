@@ -1,9 +1,14 @@
-//! Host side of [`crate::kernels::radix_select`]: one cube per row.
+//! Host side of [`crate::kernels::radix_select`]: one cube per row, or, for rows too few to
+//! fill the device, tiles of a row in three launches (a histogram of the keys' top digit, a
+//! filter of the entries at or above the pivot digit, a select over what passed).
 
-use super::streaming::cube_grid;
-use super::{allocate_outputs, allocate_scratch};
+use super::streaming::{self, cube_grid, vector_width};
+use super::{allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
-use crate::kernels::radix_select::radix_select_kernel;
+use crate::kernels::radix_select::{
+    DIGIT_BINS, digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel,
+    radix_select_kernel,
+};
 use burn::tensor::DType;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
@@ -11,8 +16,64 @@ use cubecl::prelude::*;
 /// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
 const CUBE_UNITS: u32 = 256;
 
-/// Launches the radix-select kernel on a validated input.
+/// How radix select runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Config {
+    /// One cube per row: digit passes over the row, an ordered gather, a radix sort. Any k.
+    PerRow,
+    /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
+    /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
+    /// above the row's pivot digit; one cube per row (`select`) streams those through a
+    /// candidate buffer and writes the top-k.
+    Tiled {
+        tile_width: usize,
+        units: usize,
+        batch: usize,
+        select: streaming::Config,
+    },
+}
+
+impl Config {
+    /// Scratch words per row (keys, and as many indices).
+    pub(crate) fn scratch_per_row(&self, len: usize, k: usize) -> usize {
+        match self {
+            Config::PerRow => 2 * k,
+            Config::Tiled { .. } => len,
+        }
+    }
+}
+
+/// Launches radix select on a validated input.
 pub(crate) fn launch<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    layout: RowLayout,
+    largest: bool,
+    index_dtype: DType,
+    config: Config,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    match config {
+        Config::PerRow => launch_per_row(input, k, dim, layout, largest, index_dtype),
+        Config::Tiled {
+            tile_width,
+            units,
+            batch,
+            select,
+        } => launch_tiled(
+            input,
+            k,
+            dim,
+            layout,
+            largest,
+            index_dtype,
+            (tile_width, units, batch),
+            select,
+        ),
+    }
+}
+
+fn launch_per_row<R: CubeRuntime>(
     input: CubeTensor<R>,
     k: usize,
     dim: usize,
@@ -49,5 +110,106 @@ pub(crate) fn launch<R: CubeRuntime>(
             dtypes,
         )
     };
+    (values, indices)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_tiled<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    layout: RowLayout,
+    largest: bool,
+    index_dtype: DType,
+    (tile_width, units, batch): (usize, usize, usize),
+    select: streaming::Config,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
+    if layout.rows == 0 {
+        return (values, indices);
+    }
+    let client = input.client.clone();
+    let width = vector_width(&input, dim);
+    let tile_width = tile_width.div_ceil(width) * width;
+    let tiles = layout.len.div_ceil(tile_width);
+    let vectors = vectors_per_unit(batch, width);
+    // Each row's histogram, then each row's list length: zero before the first launch. Copied
+    // from the host, which costs no kernel launch.
+    let counters = layout.rows * (DIGIT_BINS + 1);
+    let zeros = client.create_from_slice(&vec![0u8; counters * 4]);
+    let counters = CubeTensor::new_contiguous(
+        client.clone(),
+        input.device.clone(),
+        [counters].into(),
+        zeros,
+        DType::U32,
+    );
+    let histogram = counters.clone();
+    let lengths_offset = layout.rows * DIGIT_BINS;
+    let (list_keys, list_indices) = allocate_scratch(&input, layout.rows, layout.len);
+    let grid = cube_grid(layout.rows * tiles);
+    // SAFETY: the kernels guard their own accesses: loads by the row length and tile, bins by
+    // the digit's 12 bits, list places by the row's length (a row passes at most all of its
+    // entries), the histogram and lengths by the row count.
+    unsafe {
+        digit_histogram_kernel::launch_unchecked::<R>(
+            &client,
+            grid.clone(),
+            CubeDim::new_1d(units as u32),
+            width,
+            input.clone().into_tensor_arg(),
+            histogram.clone().into_tensor_arg(),
+            dim,
+            layout.rows,
+            tile_width,
+            largest,
+            units,
+            vectors,
+            input.dtype.into(),
+        );
+        digit_filter_kernel::launch_unchecked::<R>(
+            &client,
+            grid,
+            CubeDim::new_1d(units as u32),
+            width,
+            input.clone().into_tensor_arg(),
+            histogram.into_tensor_arg(),
+            counters.clone().into_tensor_arg(),
+            list_keys.clone().into_tensor_arg(),
+            list_indices.clone().into_tensor_arg(),
+            dim,
+            k as u32,
+            layout.rows,
+            tile_width,
+            lengths_offset,
+            largest,
+            units,
+            vectors,
+            input.dtype.into(),
+        );
+        filtered_top_k_kernel::launch_unchecked::<R>(
+            &client,
+            cube_grid(layout.rows),
+            CubeDim::new_1d(select.units as u32),
+            width,
+            input.clone().into_tensor_arg(),
+            counters.into_tensor_arg(),
+            list_keys.into_tensor_arg(),
+            list_indices.into_tensor_arg(),
+            values.clone().into_tensor_arg(),
+            indices.clone().into_tensor_arg(),
+            dim,
+            k as u32,
+            layout.rows,
+            layout.inner,
+            lengths_offset,
+            largest,
+            select.units,
+            select.batch,
+            select.capacity,
+            prime_per_unit(k, select.units, select.capacity),
+            [input.dtype.into(), index_dtype.into()],
+        );
+    }
     (values, indices)
 }
