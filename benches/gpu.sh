@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The GPU-machine sequence (H100 or H200, CUDA 13), one mode or several per device call; each
+# mode fits the 10-minute call limit. Logs go to $OUT.
+#
+#   bash benches/gpu.sh tests      # the CUDA test binary in parallel groups (one process each,
+#                                  # its own autotune cache), the example, and the wgpu test
+#                                  # binary through Vulkan if .gpu/wgpu-test-topk and .gl are carried
+#   bash benches/gpu.sh bench      # top-k bench (STRATEGIES, default auto; SHAPES B:V:K,... or the
+#                                  # whole grid) + torch.topk on the same shapes + the table
+#   bash benches/gpu.sh ab         # same-call A/B of .gpu/bench-topk-<side> for SIDES (default
+#                                  # "base new"; ROUNDS, STRATEGIES, SHAPES): best round, side by side
+#   bash benches/gpu.sh autotune   # autotune bench: every candidate next to the pick
+#   bash benches/gpu.sh sampling   # sampling bench + torch's composition
+#   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
+#   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
+#                                  # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
+#   bash benches/gpu.sh pack       # all logs into $OUT/logs.tgz (the device tool returns 8 files)
+#
+# Needs `.gpu` from ../shared/tools/gpu-bundle.sh (BUNDLE_EXAMPLES=1 for the example; binaries may
+# be gzipped to fit the 64 MiB tree).
+set -u
+export CUDA_PATH=/usr/local/cuda
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+repo=$(pwd)
+for f in .gpu/*.gz; do [[ -e $f ]] && gunzip -f "$f"; done
+chmod +x .gpu/* 2>/dev/null
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+summary="$OUT/summary.txt"
+mode=${1:-tests}
+shapes_arg=()
+[[ -n ${SHAPES:-} ]] && shapes_arg=(--shapes "$SHAPES")
+
+# Runs test binary $1 with filters $3.. in a directory of its own (group name $2), in the
+# background: each group is a process with its own CUDA context, NVRTC compilations and autotune
+# cache, so the groups compile their kernels in parallel.
+test_group() {
+  local binary=$1 name=$2; shift 2
+  local dir=/tmp/tests-$name
+  mkdir -p "$dir" && touch "$dir/Cargo.toml"
+  ( cd "$dir" && timeout "${TEST_TIMEOUT:-480}" "$repo/$binary" --test-threads=1 "$@" \
+      > "$OUT/test-$name.log" 2>&1; echo "tests $name rc=$?" >> "$summary" ) &
+}
+
+case $mode in
+  tests)
+    t=.gpu/test-topk
+    test_group $t family kernel_family_shapes
+    test_group $t matrix fused_matrix
+    test_group $t rows priming_and_overflow radix_select_tiled row_alone
+    test_group $t sampling sampling
+    test_group $t rest --skip kernel_family_shapes --skip fused_matrix --skip priming_and_overflow \
+      --skip radix_select_tiled --skip row_alone --skip sampling
+    if [[ -x .gpu/wgpu-test-topk ]]; then
+      for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+      export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+      w=.gpu/wgpu-test-topk
+      test_group $w wgpu-topk --skip sampling
+      test_group $w wgpu-sampling sampling
+    fi
+    if [[ -x .gpu/example-generate ]]; then
+      timeout 120 .gpu/example-generate > "$OUT/example-generate.log" 2>&1; echo "example rc=$?" >> "$summary"
+    fi
+    wait
+    grep -h '^test result\|FAILED\|panicked' "$OUT"/test-*.log >> "$summary"
+    ;;
+  bench)
+    timeout "${BENCH_TIMEOUT:-330}" .gpu/bench-topk --bench --strategies "${STRATEGIES:-auto}" \
+      "${shapes_arg[@]}" --csv "$OUT/ours.csv" > "$OUT/bench-topk.log" 2>&1
+    echo "bench rc=$?" >> "$summary"
+    timeout "${TORCH_TIMEOUT:-200}" python3 benches/torch_topk.py "${shapes_arg[@]}" --csv "$OUT/torch.csv" > "$OUT/torch.log" 2>&1
+    echo "torch rc=$?" >> "$summary"
+    python3 benches/compare.py "$OUT/ours.csv" "$OUT/torch.csv" > "$OUT/table.md" 2>&1
+    ;;
+  ab)
+    # Same-call A/B: .gpu/bench-topk-<side> for each of SIDES (default "base new"), alternating,
+    # ROUNDS each; the table puts the best round of each side next to the first side's.
+    sides=${SIDES:-base new}
+    for round in $(seq "${ROUNDS:-2}"); do
+      for side in $sides; do
+        timeout "${BENCH_TIMEOUT:-150}" .gpu/bench-topk-$side --bench --strategies "${STRATEGIES:-auto}" \
+          "${shapes_arg[@]}" --csv "$OUT/ab-$side-$round.csv" > "$OUT/ab-$side-$round.log" 2>&1
+        echo "ab $side round $round rc=$?" >> "$summary"
+      done
+    done
+    groups=()
+    for side in $sides; do groups+=(--side "$side" "$OUT"/ab-$side-*.csv); done
+    python3 benches/compare_ab.py "${groups[@]}" > "$OUT/ab.md" 2>&1
+    ;;
+  autotune)
+    timeout 560 .gpu/bench-autotune --bench --csv "$OUT/autotune.csv" > "$OUT/autotune.log" 2>&1
+    echo "autotune bench rc=$?" >> "$summary"
+    ;;
+  sampling)
+    timeout 330 .gpu/bench-sampling --bench --naive-limit-s 0.5 --csv "$OUT/sampling.csv" > "$OUT/bench-sampling.log" 2>&1
+    echo "sampling bench rc=$?" >> "$summary"
+    timeout 200 python3 benches/torch_sampling.py --csv "$OUT/torch-sampling.csv" > "$OUT/torch-sampling.log" 2>&1
+    echo "torch sampling rc=$?" >> "$summary"
+    ;;
+  kernels)
+    # The bench's warm-up calls come first: skip them, then time each kernel of a few calls.
+    for shape in ${SHAPE:-1:131072:1024}; do
+      timeout 120 ncu --clock-control none --metrics gpu__time_duration.sum \
+        --launch-skip "${SKIP:-20}" --launch-count "${COUNT:-12}" \
+        "${BENCH:-.gpu/bench-topk}" --bench --strategies "${STRATEGY:-radix}" --shapes "$shape" \
+        > /tmp/ncu-kernels.log 2>&1
+      echo "ncu kernels $shape rc=$?" >> "$summary"
+      { echo "== $shape ${STRATEGY:-radix}"; grep -E 'Context|gpu__time_duration' /tmp/ncu-kernels.log | sed -E 's/\(([0-9]+, ){2}[0-9]+\)x/&/; s/, Context.*//'; } >> "$OUT/kernels.txt"
+    done
+    ;;
+  profile)
+    shape=${SHAPE:-1:131072:50}
+    timeout 200 ncu --clock-control none --kernel-name "regex:${KERNEL:-streaming}" --launch-skip 40 \
+      --launch-count 1 --set full --warp-sampling-interval 0 --import-source no -o /tmp/prof \
+      .gpu/bench-topk --bench --strategies "${STRATEGY:-streaming}" --shapes "$shape" > "$OUT/ncu.log" 2>&1
+    echo "ncu rc=$?" >> "$summary"
+    ncu --import /tmp/prof.ncu-rep --page details > "$OUT/details.txt" 2>&1
+    ncu --import /tmp/prof.ncu-rep --page source --csv --print-source sass > /tmp/sass.csv 2>&1
+    # Per instruction: address, stall samples, times executed, SASS (the whole listing is large).
+    python3 - > "$OUT/stalls.txt" <<'PY'
+import csv
+rows = list(csv.reader(open('/tmp/sass.csv')))
+h = next(i for i, r in enumerate(rows) if 'Address' in r)
+head = rows[h]
+samples = head.index('Warp Stall Sampling (All Samples)')
+executed = head.index('Instructions Executed')
+source = head.index('Source')
+for r in rows[h + 1:]:
+    if len(r) > samples:
+        print(r[0][-5:], r[samples], r[executed], r[source][:70])
+PY
+    ;;
+  pack)
+    # The device tool brings back at most 8 files: everything in one archive, the summary and
+    # the table beside it.
+    tar czf /tmp/logs.tgz -C "$OUT" . && find "$OUT" -type f ! -name summary.txt ! -name table.md ! -name ab.md -delete
+    mv /tmp/logs.tgz "$OUT/logs.tgz"
+    ;;
+esac
+cat "$summary"
