@@ -120,36 +120,16 @@ impl Candidates {
         (self.state[LO_KEY], self.state[LO_INDEX])
     }
 
-    /// Appends the entries of `keys` / `indices` whose bit is set in `accepted` (all beating the
-    /// threshold) with one atomic add for all of them: a large k lets thousands of entries of a
-    /// row into the buffer, and atomics on the one counter word serialise. Returns the bits of
-    /// those that did not fit (the buffer was full), which the caller keeps and reports to
-    /// [`Candidates::meet`].
-    pub fn push_all(
-        &mut self,
-        keys: &Array<u32>,
-        indices: &Array<u32>,
-        accepted: u32,
-        #[comptime] batch: usize,
-    ) -> u32 {
-        let mut left = 0u32;
-        if accepted != 0u32 {
-            let mut slot = self.count[0usize].fetch_add(accepted.count_ones()) as usize;
-            #[unroll]
-            for j in 0..batch {
-                let bit = 1u32 << (j as u32);
-                if (accepted & bit) != 0u32 {
-                    if slot < self.capacity {
-                        self.keys[slot] = keys[j];
-                        self.indices[slot] = indices[j];
-                    } else {
-                        left |= bit;
-                    }
-                    slot += 1usize;
-                }
-            }
+    /// Appends one entry (that beats the threshold); `false` when the buffer is full, in which
+    /// case the caller keeps the entry and reports the overflow to [`Candidates::meet`].
+    pub fn push(&mut self, key: u32, index: u32) -> bool {
+        let slot = self.count[0usize].fetch_add(1u32) as usize;
+        let stored = slot < self.capacity;
+        if stored {
+            self.keys[slot] = key;
+            self.indices[slot] = index;
         }
-        left
+        stored
     }
 
     /// Meeting `round` of a cube whose units offer on their own between meetings (`round` above
@@ -268,16 +248,25 @@ impl Candidates {
         let mut round = round;
         loop {
             let (lo_key, lo_index) = self.threshold();
-            let mut accepted = 0u32;
+            let mut overflowed = false;
             #[unroll]
             for j in 0..batch {
                 let bit = 1u32 << (j as u32);
-                if (pending & bit) != 0u32 && beats(keys[j], indices[j], lo_key, lo_index) {
-                    accepted |= bit;
+                if (pending & bit) != 0u32 {
+                    let key = keys[j];
+                    let index = indices[j];
+                    if key > lo_key || (key == lo_key && index < lo_index) {
+                        if self.push(key, index) {
+                            pending &= !bit;
+                        } else {
+                            overflowed = true;
+                        }
+                    } else {
+                        pending &= !bit;
+                    }
                 }
             }
-            pending = self.push_all(keys, indices, accepted, batch);
-            let (full, _) = self.meet(pending != 0u32, false, round);
+            let (full, _) = self.meet(overflowed, false, round);
             round += 1u32;
             if !full {
                 break;
@@ -467,35 +456,21 @@ impl Candidates {
     }
 
     /// Whether [`Candidates::sort`] orders `len` entries with one per unit (in registers and
-    /// plane shuffles) rather than several per unit or in shared memory.
+    /// plane shuffles) rather than in shared memory.
     pub fn sorts_in_planes(&self, len: u32) -> bool {
         padded_len(len) as usize <= self.units
     }
 
-    /// Whether [`Candidates::sort`] orders `len` entries in registers, one or several per unit,
-    /// rather than in shared memory.
-    pub fn sorts_in_registers(&self, len: u32) -> bool {
-        let per_unit = comptime!(sort_entries_per_unit(self.capacity, self.units));
-        padded_len(len) as usize <= comptime!(per_unit * self.units)
-    }
-
     /// Sorts the first `len` entries, best first: a bitonic network over the next power of two
     /// (padding entries fill the rest; the capacity, at least 2k and at least the units, has
-    /// room). When that fits one entry per unit, or [`sort_entries_per_unit`] per unit (enough
-    /// for k whenever the buffer holds 2k), each unit holds its entries in registers: partners
-    /// among its own entries compare there, partners in its own plane exchange through plane
-    /// shuffles, and only the steps whose partner lies in another plane go through shared
-    /// memory (at 1024 units, planes of 32 and one entry per unit, 15 of 55 steps; 4096 entries,
-    /// 8 per unit, 10 of 78). Otherwise one compare-exchange per unit and pair in shared memory,
-    /// a barrier per step: O(n log² n / units) work.
+    /// room). When that fits one entry per unit, each unit holds its entry in registers and
+    /// exchanges it with a partner in its own plane through plane shuffles, so only the steps
+    /// whose partner lies in another plane (stride ≥ the plane size) go through shared memory:
+    /// at 1024 units and planes of 32, 15 of 55 steps. Otherwise one compare-exchange per unit
+    /// and pair in shared memory, a barrier per step: O(n log² n / units) work.
     pub fn sort(&mut self, len: u32) {
-        let per_unit = comptime!(sort_entries_per_unit(self.capacity, self.units));
         if self.sorts_in_planes(len) {
-            sort_in_planes(&mut self.keys, &mut self.indices, 0usize, len, 1usize);
-        } else if comptime!(per_unit > 1)
-            && padded_len(len) as usize <= comptime!(per_unit * self.units)
-        {
-            sort_in_planes(&mut self.keys, &mut self.indices, 0usize, len, per_unit);
+            sort_in_planes(&mut self.keys, &mut self.indices, 0usize, len);
         } else {
             self.sort_in_shared(len);
         }
@@ -702,143 +677,71 @@ pub fn beats(key: u32, index: u32, other_key: u32, other_index: u32) -> bool {
     key > other_key || (key == other_key && index < other_index)
 }
 
-/// Sorts the entries `offset..offset + len` of `keys` / `indices` best first, with `per_unit`
-/// (a power of two) entries per unit: `len` rounded up to a power of two must not exceed
-/// `per_unit` × the cube's units (nor the arrays' room after `offset`). A bitonic network whose
-/// entries stay in registers, unit `u` holding places `u × per_unit ..`: a partner among the
-/// unit's own entries (stride < `per_unit`) is compared in registers, a partner in the same plane
-/// (stride < `per_unit` × the plane size) is exchanged through plane shuffles, and only the
-/// others go through shared memory, with two barriers. Every unit of the cube must call it.
+/// Sorts the entries `offset..offset + len` of `keys` / `indices` best first, with one entry per
+/// unit: `len` rounded up to a power of two must not exceed the cube's units (nor the arrays'
+/// room after `offset`). A bitonic network; each unit holds its entry in registers and exchanges
+/// it with a partner in its own plane through plane shuffles, so only the steps whose partner
+/// lies in another plane (stride ≥ the plane size) go through shared memory, with two barriers.
+/// Every unit of the cube must call it.
 #[cube]
 pub fn sort_in_planes(
     keys: &mut SharedMemory<u32>,
     indices: &mut SharedMemory<u32>,
     offset: usize,
     len: u32,
-    #[comptime] per_unit: usize,
 ) {
     let n = padded_len(len);
     let unit = linear_unit();
-    let first = (unit * per_unit) as u32;
-    // Units past the network's end hold only padding and take no part.
-    let active = first < n;
-    let mut entry_keys = Array::<u32>::new(per_unit);
-    let mut entry_indices = Array::<u32>::new(per_unit);
-    #[unroll]
-    for e in 0..per_unit {
-        let position = first + e as u32;
-        entry_keys[e] = u32::cast_from(PADDING_KEY);
-        entry_indices[e] = u32::cast_from(PADDING_INDEX);
-        if position < len {
-            entry_keys[e] = keys[offset + position as usize];
-            entry_indices[e] = indices[offset + position as usize];
-        }
+    let position = unit as u32;
+    let active = position < n;
+    let mut key = u32::cast_from(PADDING_KEY);
+    let mut index = u32::cast_from(PADDING_INDEX);
+    if position < len {
+        key = keys[offset + unit];
+        index = indices[offset + unit];
     }
-    let lanes = comptime!(per_unit as u32) * PLANE_DIM;
     let mut size = 2u32;
     while size <= n {
         let mut stride = size / 2u32;
         while stride > 0u32 {
-            if stride < comptime!(per_unit as u32) {
-                // Both places are this unit's: one compare-exchange per pair, in registers
-                // (the stride is matched against each comptime value so indices stay constant).
-                #[unroll]
-                for bit in 0..comptime!(per_unit.trailing_zeros()) {
-                    let step = comptime!(1usize << bit);
-                    if stride == comptime!(step as u32) {
-                        #[unroll]
-                        for e in 0..per_unit {
-                            if comptime!(e & step == 0) {
-                                let f = comptime!(e | step);
-                                // Blocks sorted best first keep the better entry at the lower
-                                // place (the last block, size = n, is one of them).
-                                let best_first = ((first + e as u32) & size) == 0u32;
-                                let f_beats = beats(
-                                    entry_keys[f],
-                                    entry_indices[f],
-                                    entry_keys[e],
-                                    entry_indices[e],
-                                );
-                                if f_beats == best_first {
-                                    let key = entry_keys[e];
-                                    let index = entry_indices[e];
-                                    entry_keys[e] = entry_keys[f];
-                                    entry_indices[e] = entry_indices[f];
-                                    entry_keys[f] = key;
-                                    entry_indices[f] = index;
-                                }
-                            }
-                        }
-                    }
+            let mut other_key = key;
+            let mut other_index = index;
+            if stride >= PLANE_DIM {
+                // Each unit's slot is read by its partner only: write, meet, read, meet before
+                // the next write.
+                if active {
+                    keys[offset + unit] = key;
+                    indices[offset + unit] = index;
                 }
+                sync_cube();
+                if active {
+                    let partner = offset + (position ^ stride) as usize;
+                    other_key = keys[partner];
+                    other_index = indices[partner];
+                }
+                sync_cube();
             } else {
-                // The partner of place `first + e` is place `e` of unit `unit ^ stride / per_unit`.
-                let partner_unit = unit ^ (stride as usize / per_unit);
-                let mut other_keys = Array::<u32>::new(per_unit);
-                let mut other_indices = Array::<u32>::new(per_unit);
-                if stride >= lanes {
-                    // Each unit's slots are read by its partner only: write, meet, read, meet
-                    // before the next write.
-                    if active {
-                        #[unroll]
-                        for e in 0..per_unit {
-                            keys[offset + first as usize + e] = entry_keys[e];
-                            indices[offset + first as usize + e] = entry_indices[e];
-                        }
-                    }
-                    sync_cube();
-                    if active {
-                        #[unroll]
-                        for e in 0..per_unit {
-                            other_keys[e] = keys[offset + partner_unit * per_unit + e];
-                            other_indices[e] = indices[offset + partner_unit * per_unit + e];
-                        }
-                    }
-                    sync_cube();
-                } else {
-                    let lane_stride = stride / comptime!(per_unit as u32);
-                    #[unroll]
-                    for e in 0..per_unit {
-                        other_keys[e] = plane_shuffle_xor(entry_keys[e], lane_stride);
-                        other_indices[e] = plane_shuffle_xor(entry_indices[e], lane_stride);
-                    }
-                }
-                let lower = (first & stride) == 0u32;
-                #[unroll]
-                for e in 0..per_unit {
-                    let best_first = ((first + e as u32) & size) == 0u32;
-                    let mine_beats = beats(
-                        entry_keys[e],
-                        entry_indices[e],
-                        other_keys[e],
-                        other_indices[e],
-                    );
-                    if mine_beats != (lower == best_first) {
-                        entry_keys[e] = other_keys[e];
-                        entry_indices[e] = other_indices[e];
-                    }
-                }
+                other_key = plane_shuffle_xor(key, stride);
+                other_index = plane_shuffle_xor(index, stride);
+            }
+            // The lower place of a pair keeps the better entry in blocks sorted best first (the
+            // last block, size = n, is one of them), the worse one otherwise.
+            let mine_beats = beats(key, index, other_key, other_index);
+            let lower = (position & stride) == 0u32;
+            let best_first = (position & size) == 0u32;
+            if mine_beats != (lower == best_first) {
+                key = other_key;
+                index = other_index;
             }
             stride /= 2u32;
         }
         size *= 2u32;
     }
-    #[unroll]
-    for e in 0..per_unit {
-        let position = first + e as u32;
-        if position < len {
-            keys[offset + position as usize] = entry_keys[e];
-            indices[offset + position as usize] = entry_indices[e];
-        }
+    if position < len {
+        keys[offset + unit] = key;
+        indices[offset + unit] = index;
     }
     sync_cube();
-}
-
-/// Entries per unit that [`Candidates::sort`] keeps in registers for a buffer of `capacity`
-/// entries in a cube of `units`: enough for half the buffer (the buffer holds at least 2k, so k
-/// always fits), a power of two, at most 16.
-pub fn sort_entries_per_unit(capacity: usize, units: usize) -> usize {
-    ((capacity / 2).next_power_of_two() / units).clamp(1, 16)
 }
 
 /// `len` rounded up to a power of two (1 for 0): the length of the bitonic network that sorts it.
@@ -863,7 +766,7 @@ fn whole_limit(units: usize) -> usize {
 /// small enough (the usual case once the threshold is primed, or after a cut to that size) is
 /// ranked whole instead of cut to exactly k: the entries ranked below k are the top-k (the
 /// buffer holds every entry at or above the threshold, so at least k). For larger k, a buffer
-/// that sorts in registers is sorted whole ([`Candidates::sort`]), with no cut.
+/// of at most one entry per unit is sorted whole ([`Candidates::sort`] in planes), with no cut.
 #[cube]
 pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
     let entries = candidates.entries();
@@ -871,10 +774,10 @@ pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
     let mut len = entries as usize;
     // Too many entries to rank whole: cut them to what ranks whole when that is at least k (a
     // histogram pass or two), else to exactly k. Except where that cut would be close to k (the
-    // limit under 2k: several histogram passes) and the buffer sorts in registers: then it is
+    // limit under 2k: several histogram passes) and the buffer fits one entry per unit: then it is
     // sorted whole, uncut (H100, b=1 V=128k k=256 in tiles of 16k: 33.2 → 30.2 µs; at k = 50 the
     // cut and rank stay cheaper).
-    let sort_whole = limit < 2u32 * k && candidates.sorts_in_registers(entries);
+    let sort_whole = limit < 2u32 * k && candidates.sorts_in_planes(entries);
     if entries >= k && entries > limit && !sort_whole {
         if limit >= k {
             len = candidates.compact(k, limit) as usize;
@@ -885,7 +788,7 @@ pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
     // Ranking costs len² / units compares per unit, the sort in planes about log² len steps:
     // rank what ranks cheaply, sort in planes what fits, rank what is left if it is small.
     let by_rank = candidates.ranks_fit_whole(len as u32)
-        || (!candidates.sorts_in_registers(len as u32) && candidates.ranks_fit(len as u32));
+        || (!candidates.sorts_in_planes(len as u32) && candidates.ranks_fit(len as u32));
     if by_rank {
         candidates.rank(len as u32);
     } else {

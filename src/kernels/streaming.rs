@@ -5,7 +5,7 @@
 //! element of a long row with one compare. At the end the buffer is cut to the exact k best and
 //! written sorted. One launch per call, any k that fits the buffer in shared memory.
 
-use crate::kernels::candidates::{Candidates, beats, write_top_k};
+use crate::kernels::candidates::{Candidates, write_top_k};
 use crate::kernels::primitives::{key_value, linear_unit, order_key, row_offset};
 use cubecl::prelude::*;
 
@@ -120,9 +120,6 @@ pub fn offer_range<F: Float, N: Size>(
             }
         }
 
-        // The keys and indices of the entries that pass the float compare.
-        let mut keys = Array::<u32>::new(batch);
-        let mut indices = Array::<u32>::new(batch);
         let mut round = 1u32;
         loop {
             // The threshold changes only when the cube meets.
@@ -165,7 +162,6 @@ pub fn offer_range<F: Float, N: Size>(
                     passing &= pending;
                     let mut left = 0u32;
                     if passing != 0u32 {
-                        let mut accepted = 0u32;
                         #[unroll]
                         for v in 0..vectors_per_unit {
                             #[unroll]
@@ -173,16 +169,17 @@ pub fn offer_range<F: Float, N: Size>(
                                 let j = v * width + lane;
                                 let bit = 1u32 << (j as u32);
                                 if (passing & bit) != 0u32 {
-                                    keys[j] = order_key::<f32>(floats[j], largest);
-                                    indices[j] =
+                                    let key = order_key::<f32>(floats[j], largest);
+                                    let index =
                                         (current + (v * units + unit) * width + lane) as u32;
-                                    if beats(keys[j], indices[j], lo_key, lo_index) {
-                                        accepted |= bit;
+                                    if key > lo_key || (key == lo_key && index < lo_index) {
+                                        if !candidates.push(key, index) {
+                                            left |= bit;
+                                        }
                                     }
                                 }
                             }
                         }
-                        left = candidates.push_all(&keys, &indices, accepted, batch);
                     }
                     pending = left;
                     stalled = left != 0u32;

@@ -234,7 +234,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                     e += units;
                 }
                 sync_cube();
-                sort_in_planes(&mut keys, &mut entry_indices, target, total, 1usize);
+                sort_in_planes(&mut keys, &mut entry_indices, target, total);
                 source = target;
                 count = 1usize;
             }
