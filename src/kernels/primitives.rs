@@ -63,6 +63,17 @@ pub fn row_offset<T: CubePrimitive>(input: &Tensor<T>, row: usize, dim: usize) -
     offset
 }
 
+/// The tile of a row that this cube handles, when each row of `len` elements is cut into tiles
+/// of `tile_width` and a row's tiles are consecutive cubes: the row (at least the row count for
+/// the grid's extra cubes, which exit), and the tile's first and past-the-end elements.
+#[cube]
+pub fn cube_tile(len: usize, tile_width: usize) -> (usize, usize, usize) {
+    let tiles = len.div_ceil(tile_width);
+    let row = CUBE_POS / tiles;
+    let start = (CUBE_POS % tiles) * tile_width;
+    (row, start, min(len, start + tile_width))
+}
+
 /// The unit's rank inside the cube, counted plane by plane so that plane scans follow it.
 #[cube]
 pub fn linear_unit() -> usize {

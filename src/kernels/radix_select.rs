@@ -10,7 +10,9 @@
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
 use crate::kernels::candidates::{Candidates, offer_entries, write_top_k};
-use crate::kernels::primitives::{cube_exclusive_sum, cube_or, linear_unit, order_key, row_offset};
+use crate::kernels::primitives::{
+    cube_exclusive_sum, cube_or, cube_tile, linear_unit, order_key, row_offset,
+};
 use cubecl::prelude::*;
 
 const RADIX_BITS: u32 = 8;
@@ -230,14 +232,10 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
     #[comptime] vectors_per_unit: usize,
     #[define(F)] _dtype: StorageType,
 ) {
-    let len = input.shape(dim);
-    let tiles = len.div_ceil(tile_width);
-    let row = CUBE_POS / tiles;
+    let (row, start, end) = cube_tile(input.shape(dim), tile_width);
     if row >= num_rows {
         terminate!();
     }
-    let start = (CUBE_POS % tiles) * tile_width;
-    let end = min(len, start + tile_width);
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);
     let width = input.vector_size();
@@ -249,17 +247,19 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
         bin += units;
     }
     sync_cube();
+    let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
     let mut first = start;
     while first < end {
-        // Every load of a step is issued before any is used.
-        let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-        #[unroll]
-        for v in 0..vectors_per_unit {
-            let element = first + (v * units + unit) * width;
-            if element < end {
-                vectors[v] = input[(base + element * stride) / width];
-            }
-        }
+        load_step::<F, N>(
+            input,
+            &mut vectors,
+            base,
+            stride,
+            first,
+            end,
+            units,
+            vectors_per_unit,
+        );
         #[unroll]
         for v in 0..vectors_per_unit {
             let element = first + (v * units + unit) * width;
@@ -309,13 +309,10 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     #[define(F)] _dtype: StorageType,
 ) {
     let len = input.shape(dim);
-    let tiles = len.div_ceil(tile_width);
-    let row = CUBE_POS / tiles;
+    let (row, start, end) = cube_tile(len, tile_width);
     if row >= num_rows {
         terminate!();
     }
-    let start = (CUBE_POS % tiles) * tile_width;
-    let end = min(len, start + tile_width);
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);
     let width = input.vector_size();
@@ -327,13 +324,16 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     let mut first = start;
     while first < end {
         let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-        #[unroll]
-        for v in 0..vectors_per_unit {
-            let element = first + (v * units + unit) * width;
-            if element < end {
-                vectors[v] = input[(base + element * stride) / width];
-            }
-        }
+        load_step::<F, N>(
+            input,
+            &mut vectors,
+            base,
+            stride,
+            first,
+            end,
+            units,
+            vectors_per_unit,
+        );
         let mut keys = Array::<u32>::new(per_unit);
         let mut passing = 0u32;
         #[unroll]
@@ -374,6 +374,31 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
             }
         }
         first += units * vectors_per_unit * width;
+    }
+}
+
+/// Loads this unit's part of one step of a tile: `vectors_per_unit` vectors from element
+/// `first`, every load issued before any is used; vectors at or past `end` are left as they were.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_step<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    vectors: &mut Array<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    first: usize,
+    end: usize,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) {
+    let width = input.vector_size();
+    let unit = linear_unit();
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        let element = first + (v * units + unit) * width;
+        if element < end {
+            vectors[v] = input[(base + element * stride) / width];
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::kernels::candidates::{
     Candidates, PADDING_INDEX, PADDING_KEY, beats, entry_value, offer_entries, order_top_k,
     place_of, sort_in_planes, write_top_k,
 };
-use crate::kernels::primitives::{cube_exclusive_sum, linear_unit, row_offset};
+use crate::kernels::primitives::{cube_exclusive_sum, cube_tile, linear_unit, row_offset};
 use crate::kernels::streaming::offer_range;
 use cubecl::prelude::*;
 
@@ -54,18 +54,13 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     #[comptime] sorted: bool,
     #[define(F)] _dtype: StorageType,
 ) {
-    let len = input.shape(dim);
-    let tiles = len.div_ceil(tile_width);
-    let cube = CUBE_POS;
-    let row = cube / tiles;
+    let (row, start, end) = cube_tile(input.shape(dim), tile_width);
     if row >= num_rows {
         terminate!();
     }
-    let tile = cube % tiles;
+    let cube = CUBE_POS;
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);
-    let start = tile * tile_width;
-    let end = min(len, start + tile_width);
     let mut candidates = Candidates::new(capacity, units);
     offer_range::<F, N>(
         &mut candidates,
