@@ -20,9 +20,10 @@ pub enum Strategy {
     #[default]
     Auto,
     /// A fixed rule, no timing: [`RadixSelect`](Strategy::RadixSelect) when k is too large for
-    /// the streaming buffer (more than [`STREAMING_MAX_K`]), else
-    /// [`TwoStage`](Strategy::TwoStage) when the rows are too few to fill the device (at most a
-    /// quarter of its processors) and long enough to split (at least 8 × max(4k, 4096)), else
+    /// the streaming buffer (more than [`STREAMING_MAX_K`]); when the rows are too few to fill
+    /// the device (at most a quarter of its processors) and long enough to split (at least
+    /// 8 × max(4k, 4096)), the tiled [`RadixSelect`](Strategy::RadixSelect) from k = 256 (where
+    /// it runs tiled) and [`TwoStage`](Strategy::TwoStage) below; else
     /// [`Streaming`](Strategy::Streaming). What `Auto` falls back to when a cached choice
     /// cannot run.
     Heuristic,
@@ -34,9 +35,12 @@ pub enum Strategy {
     /// launch merging a row's candidates. For long rows at small batch. Same k limit as
     /// [`Streaming`](Strategy::Streaming), with the same fallback.
     TwoStage(TwoStageParams),
-    /// Radix select on order-preserving integer keys: one cube per row finds the k-th key digit by
-    /// digit, gathers everything above it plus the first ties by index, and sorts the k results.
-    /// Valid for any `k` up to the row length.
+    /// Radix select on order-preserving integer keys, valid for any `k` up to the row length. Rows
+    /// too few to fill the device run tiled: a fill of the counters, then cubes over tiles of each
+    /// row count the keys' top 12 bits, pass on the entries at or above the digit that holds the
+    /// k-th, and one cube per row selects and sorts the top-k of those (four launches). Otherwise
+    /// one cube per row finds the k-th key digit by digit, gathers everything above it plus the
+    /// first ties by index, and sorts the k results (one launch).
     RadixSelect,
     /// Burn's own `sort_with_indices` and a slice, for comparison. Burn's sort is not stable, so
     /// equal values may come in another order than the other strategies give.
