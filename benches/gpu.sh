@@ -17,7 +17,12 @@
 #   bash benches/gpu.sh pack       # all logs into $OUT/logs.tgz (the device tool returns 8 files)
 #
 # Needs `.gpu` from ../shared/tools/gpu-bundle.sh (BUNDLE_EXAMPLES=1 for the example; binaries may
-# be gzipped to fit the 64 MiB tree).
+# be gzipped to fit the 64 MiB tree). For the wgpu tests, `.gpu/wgpu-test-topk` (the test binary of
+# a default-features build) and `.gl` with the Vulkan loader and the libraries the NVIDIA driver's
+# ICD links (the device README's list; libvulkan1 alone found no adapter on the H200):
+#   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+#   mkdir -p .gl /tmp/amd64/partial; apt-get $o update
+#   (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 set -u
 export CUDA_PATH=/usr/local/cuda
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
