@@ -74,6 +74,34 @@ pub fn cube_tile(len: usize, tile_width: usize) -> (usize, usize, usize) {
     (row, start, min(len, start + tile_width))
 }
 
+/// Loads this unit's `vectors_per_unit` vectors of a step of `units × vectors_per_unit` vectors
+/// that starts at element `first` of the row at `base` (elements `stride` apart; with vectors
+/// wider than one element the row is contiguous): vector `v` is the unit's `v`-th, `units`
+/// vectors apart, so a plane's loads are contiguous. All loads are issued before any is used;
+/// vectors at or past `end` are left as they were.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn load_vectors<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    vectors: &mut Array<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    first: usize,
+    end: usize,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) {
+    let width = input.vector_size();
+    let unit = linear_unit();
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        let element = first + (v * units + unit) * width;
+        if element < end {
+            vectors[v] = input[(base + element * stride) / width];
+        }
+    }
+}
+
 /// The unit's rank inside the cube, counted plane by plane so that plane scans follow it.
 #[cube]
 pub fn linear_unit() -> usize {

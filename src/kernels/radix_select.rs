@@ -11,7 +11,7 @@
 
 use crate::kernels::candidates::{Candidates, offer_entries, write_top_k};
 use crate::kernels::primitives::{
-    cube_exclusive_sum, cube_or, cube_tile, linear_unit, order_key, row_offset,
+    cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, order_key, row_offset,
 };
 use cubecl::prelude::*;
 
@@ -250,7 +250,7 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
     let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
     let mut first = start;
     while first < end {
-        load_step::<F, N>(
+        load_vectors::<F, N>(
             input,
             &mut vectors,
             base,
@@ -324,7 +324,7 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     let mut first = start;
     while first < end {
         let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-        load_step::<F, N>(
+        load_vectors::<F, N>(
             input,
             &mut vectors,
             base,
@@ -374,31 +374,6 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
             }
         }
         first += units * vectors_per_unit * width;
-    }
-}
-
-/// Loads this unit's part of one step of a tile: `vectors_per_unit` vectors from element
-/// `first`, every load issued before any is used; vectors at or past `end` are left as they were.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-fn load_step<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    vectors: &mut Array<Vector<F, N>>,
-    base: usize,
-    stride: usize,
-    first: usize,
-    end: usize,
-    #[comptime] units: usize,
-    #[comptime] vectors_per_unit: usize,
-) {
-    let width = input.vector_size();
-    let unit = linear_unit();
-    #[unroll]
-    for v in 0..vectors_per_unit {
-        let element = first + (v * units + unit) * width;
-        if element < end {
-            vectors[v] = input[(base + element * stride) / width];
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! written sorted. One launch per call, any k that fits the buffer in shared memory.
 
 use crate::kernels::candidates::{Candidates, write_top_k};
-use crate::kernels::primitives::{key_value, linear_unit, order_key, row_offset};
+use crate::kernels::primitives::{key_value, linear_unit, load_vectors, order_key, row_offset};
 use cubecl::prelude::*;
 
 /// Vector loads each unit keeps in flight while sampling (more would spill registers at 1024
@@ -60,13 +60,16 @@ pub fn offer_range<F: Float, N: Size>(
     let step = comptime!(units * vectors_per_unit * width);
     let unit = linear_unit();
     let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-    #[unroll]
-    for v in 0..vectors_per_unit {
-        let first = start + (v * units + unit) * width;
-        if first < end {
-            vectors[v] = input[(base + first * stride) / width];
-        }
-    }
+    load_vectors::<F, N>(
+        input,
+        &mut vectors,
+        base,
+        stride,
+        start,
+        end,
+        units,
+        vectors_per_unit,
+    );
     // The batch being offered as f32 (exact for f16 and bf16): most entries are rejected by one
     // float compare against the threshold's value, and only the others get an order key.
     let mut floats = Array::<f32>::new(batch);
@@ -355,14 +358,16 @@ fn take_batch<F: Float, N: Size>(
             }
         }
     }
-    let after = first + units * vectors_per_unit * width;
-    #[unroll]
-    for v in 0..vectors_per_unit {
-        let element = after + (v * units + unit) * width;
-        if element < end {
-            vectors[v] = input[(base + element * stride) / width];
-        }
-    }
+    load_vectors::<F, N>(
+        input,
+        vectors,
+        base,
+        stride,
+        first + units * vectors_per_unit * width,
+        end,
+        units,
+        vectors_per_unit,
+    );
     valid
 }
 
