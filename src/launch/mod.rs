@@ -93,19 +93,18 @@ fn plan(
         }
         Strategy::Auto => Plan::Autotune,
         Strategy::Heuristic => {
-            let radix = radix_select_config(hardware, layout, k);
-            if few_long_rows(hardware, layout, k)
-                && k >= HEURISTIC_RADIX_MIN_K
-                && matches!(radix, radix_select::Config::Tiled { .. })
-            {
-                Plan::RadixSelect(radix)
-            } else if few_long_rows(hardware, layout, k) {
-                Plan::TwoStage(two_stage_config(
-                    hardware,
-                    layout,
-                    k,
-                    TwoStageParams::default(),
-                )?)
+            if few_long_rows(hardware, layout, k) {
+                match radix_select_config(hardware, layout, k) {
+                    radix @ radix_select::Config::Tiled { .. } if k >= HEURISTIC_RADIX_MIN_K => {
+                        Plan::RadixSelect(radix)
+                    }
+                    _ => Plan::TwoStage(two_stage_config(
+                        hardware,
+                        layout,
+                        k,
+                        TwoStageParams::default(),
+                    )?),
+                }
             } else {
                 Plan::Streaming(streaming_config(
                     hardware,
@@ -128,8 +127,8 @@ pub(crate) fn processors(hardware: &HardwareProperties) -> usize {
 /// 37.5 against 55.7; at k = 50 two-stage wins, 21.8 against 26.0).
 const HEURISTIC_RADIX_MIN_K: usize = 256;
 
-/// The heuristic's rule for splitting rows across cubes: fewer rows than a quarter of the processors,
-/// and rows long enough that each would give several tiles of at least 4k elements.
+/// The heuristic's rule for splitting rows across cubes: fewer rows than a quarter of the
+/// processors, and rows long enough that each would give several tiles of at least 4k elements.
 fn few_long_rows(hardware: &HardwareProperties, layout: RowLayout, k: usize) -> bool {
     layout.rows * 4 <= processors(hardware) && layout.len >= 8 * (4 * k).max(4096)
 }
