@@ -9,7 +9,7 @@
 #                                  # whole grid) + torch.topk on the same shapes + the table
 #   bash benches/gpu.sh ab         # same-call A/B of .gpu/bench-topk-<side> for SIDES (default
 #                                  # "base new"; ROUNDS, STRATEGIES, SHAPES): best round, side by side
-#   bash benches/gpu.sh autotune   # autotune bench: every candidate next to the pick
+#   bash benches/gpu.sh autotune   # autotune bench: every candidate next to the pick (AUTOTUNE_TIMEOUT)
 #   bash benches/gpu.sh sampling   # sampling bench + torch's composition
 #   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
 #   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
@@ -53,12 +53,16 @@ case $mode in
     test_group $t matrix fused_matrix
     test_group $t rows priming_and_overflow radix_select_tiled row_alone
     test_group $t sampling sampling
+    timeout 120 $t runtime_report --nocapture > "$OUT/cuda-adapter.log" 2>&1
     test_group $t rest --skip kernel_family_shapes --skip fused_matrix --skip priming_and_overflow \
       --skip radix_select_tiled --skip row_alone --skip sampling
     if [[ -x .gpu/wgpu-test-topk ]]; then
       for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
       export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+      export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+      { ldconfig -p | grep -E 'libvulkan|libGLdispatch|libEGL'; ls /usr/local/nvidia/share/vulkan/icd.d/; } > "$OUT/vulkan.txt" 2>&1
       w=.gpu/wgpu-test-topk
+      timeout 120 $w runtime_report --nocapture > "$OUT/wgpu-adapter.log" 2>&1
       test_group $w wgpu-topk --skip sampling
       test_group $w wgpu-sampling sampling
     fi
@@ -92,7 +96,7 @@ case $mode in
     python3 benches/compare_ab.py "${groups[@]}" > "$OUT/ab.md" 2>&1
     ;;
   autotune)
-    timeout 560 .gpu/bench-autotune --bench --csv "$OUT/autotune.csv" > "$OUT/autotune.log" 2>&1
+    timeout "${AUTOTUNE_TIMEOUT:-560}" .gpu/bench-autotune --bench --csv "$OUT/autotune.csv" > "$OUT/autotune.log" 2>&1
     echo "autotune bench rc=$?" >> "$summary"
     ;;
   sampling)

@@ -38,7 +38,9 @@ pub enum Strategy {
     /// Radix select on order-preserving integer keys, valid for any `k` up to the row length. Rows
     /// too few to fill the device run tiled: a fill of the counters, then cubes over tiles of each
     /// row count the keys' top 12 bits, pass on the entries at or above the digit that holds the
-    /// k-th, and one cube per row selects and sorts the top-k of those (four launches). Otherwise
+    /// k-th, and cubes across the device place each of those by counting the entries that beat
+    /// it, where that costs little (rows × list length² ≤ 2¹⁴ × k, at most 8192 entries a list);
+    /// else one cube per row streams its list through a candidate buffer. Four launches. Otherwise
     /// one cube per row finds the k-th key digit by digit, gathers everything above it plus the
     /// first ties by index, and sorts the k results (one launch).
     RadixSelect,

@@ -74,7 +74,9 @@ pub struct Candidates {
     /// The threshold `(LO_KEY, LO_INDEX)`: an entry is kept if it beats or equals it. Then the
     /// digit search's answer.
     state: SharedMemory<u32>,
-    scan: SharedMemory<u32>,
+    /// The cube scans' words, at least one per unit: free between method calls, for a kernel's
+    /// own exchanges (the cube's shared memory holds nothing else).
+    pub scan: SharedMemory<u32>,
     #[cube(comptime)]
     capacity: usize,
     #[cube(comptime)]

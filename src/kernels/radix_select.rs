@@ -9,7 +9,7 @@
 //!    index order.
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
-use crate::kernels::candidates::{Candidates, offer_entries, write_top_k};
+use crate::kernels::candidates::{Candidates, entry_value, offer_entries, write_top_k};
 use crate::kernels::primitives::{
     cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, order_key, row_offset,
 };
@@ -419,9 +419,22 @@ fn pivot_digit(
     pivot
 }
 
-/// Tiled radix select, last launch: each row's top-k from its list of `list_lengths[lengths_offset + row]`
-/// entries (`len` words per row), streamed through a candidate buffer of `capacity` entries and
-/// written sorted. One cube per row.
+/// Queries a ranking cube takes at a time: one per unit of a group of consecutive units, so the
+/// group's units read the same list entry at once (one broadcast load on a 32-unit plane).
+pub const RANK_QUERIES: usize = 32;
+
+/// Tiled radix select, last launch: each row's top-k from its list of
+/// `list_lengths[lengths_offset + row]` entries (`len` words per row, unordered), written sorted.
+/// `cubes_per_row` consecutive cubes per row.
+///
+/// A list of at most `rank_max` entries is ranked: each entry's place is the number of entries
+/// that beat it (a larger key, or an equal key at a smaller index: a total order, so the places
+/// are distinct and the result does not depend on the list's order), and the entries placed
+/// under k are written there. The cubes of a row take [`RANK_QUERIES`] entries at a time, the
+/// cube's units split the list between them. That spreads a row's sort over the whole device,
+/// where one cube's bitonic sort of 4096 entries took most of the call (H200, V = 128k). A longer
+/// list (many keys in the pivot bin, ties) would cost its square: the row's first cube streams
+/// it through a candidate buffer of `capacity` entries and sorts what is left.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
@@ -436,6 +449,8 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
     num_rows: usize,
     inner: usize,
     lengths_offset: usize,
+    cubes_per_row: usize,
+    rank_max: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] entries_per_unit: usize,
@@ -443,35 +458,87 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
     #[comptime] prime_per_unit: usize,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
-    let row = CUBE_POS;
+    let row = CUBE_POS / cubes_per_row;
+    let part = CUBE_POS % cubes_per_row;
     if row >= num_rows {
         terminate!();
     }
     let len = input.shape(dim);
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);
+    let list = row * len;
+    let count = list_lengths[lengths_offset + row] as usize;
+    // Declared whichever branch runs: the ranking exchanges its counts through the buffer's
+    // scan words, so the cube needs no shared memory beyond the buffer's (sized to fit).
     let mut candidates = Candidates::new(capacity, units);
-    offer_entries(
-        &mut candidates,
-        list_keys,
-        list_indices,
-        row * len,
-        list_lengths[lengths_offset + row] as usize,
-        k,
-        entries_per_unit,
-        prime_per_unit,
-    );
-    write_top_k::<F, I, N>(
-        &mut candidates,
-        k,
-        input,
-        base,
-        stride,
-        values,
-        indices,
-        row,
-        inner,
-        largest,
-        units,
-    );
+    if count > rank_max {
+        if part == 0usize {
+            offer_entries(
+                &mut candidates,
+                list_keys,
+                list_indices,
+                list,
+                count,
+                k,
+                entries_per_unit,
+                prime_per_unit,
+            );
+            write_top_k::<F, I, N>(
+                &mut candidates,
+                k,
+                input,
+                base,
+                stride,
+                values,
+                indices,
+                row,
+                inner,
+                largest,
+                units,
+            );
+        }
+    } else {
+        let groups = comptime!(units / RANK_QUERIES);
+        let unit = linear_unit();
+        let query_unit = unit % RANK_QUERIES;
+        let group = unit / RANK_QUERIES;
+        let slice = count.div_ceil(groups);
+        let from = group * slice;
+        let to = min(count, from + slice);
+        let out_row = (row / inner) * k as usize * inner + row % inner;
+        let mut first = part * RANK_QUERIES;
+        while first < count {
+            let query = first + query_unit;
+            let mut beaten = 0u32;
+            if query < count {
+                let key = list_keys[list + query];
+                let index = list_indices[list + query];
+                for j in from..to {
+                    let other_key = list_keys[list + j];
+                    let other_index = list_indices[list + j];
+                    if other_key > key || (other_key == key && other_index < index) {
+                        beaten += 1u32;
+                    }
+                }
+            }
+            candidates.scan[unit] = beaten;
+            sync_cube();
+            if group == 0usize && query < count {
+                let mut place = 0u32;
+                #[unroll]
+                for g in 0..groups {
+                    place += candidates.scan[g * RANK_QUERIES + query_unit];
+                }
+                if place < k {
+                    let key = list_keys[list + query];
+                    let index = list_indices[list + query];
+                    let at = out_row + place as usize * inner;
+                    values[at] = entry_value::<F, N>(key, index, input, base, stride, largest);
+                    indices[at] = I::cast_from(index);
+                }
+            }
+            sync_cube();
+            first += cubes_per_row * RANK_QUERIES;
+        }
+    }
 }

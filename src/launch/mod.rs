@@ -8,6 +8,7 @@ pub mod two_stage;
 
 use crate::error::{RowLayout, TopKError, check_float_dtype, check_shape};
 use crate::kernels::candidates;
+use crate::kernels::radix_select::RANK_QUERIES;
 use crate::options::{STREAMING_MAX_K, Strategy, StreamingParams, TwoStageParams};
 use burn::tensor::{DType, Shape};
 use cubecl::ir::HardwareProperties;
@@ -167,16 +168,26 @@ fn radix_select_config(
     let select = candidate_cube(hardware, None, layout.rows, k).ok();
     match select {
         Some((select_units, capacity))
-            if units_fit && layout.rows * 2 <= processors(hardware) && layout.len >= 16 * 1024 =>
+            if units_fit
+                && select_units.is_multiple_of(RANK_QUERIES)
+                && layout.rows * 2 <= processors(hardware)
+                && layout.len >= 16 * 1024 =>
         {
             let batch = 8;
             // About two cubes per processor over the batch, each at least one step of the cube.
             let tiles = (2 * processors(hardware)).div_ceil(layout.rows).max(1);
             let tile_width = layout.len.div_ceil(tiles).max(units * batch);
+            // Ranking: about two cubes per processor over the batch, no more than the longest
+            // ranked list has groups of queries.
+            let rank_cubes = (2 * processors(hardware)).div_ceil(layout.rows).clamp(
+                1,
+                radix_select::rank_max_entries(layout.rows, k).div_ceil(RANK_QUERIES),
+            );
             radix_select::Config::Tiled {
                 tile_width,
                 units,
                 batch,
+                rank_cubes,
                 select: streaming::Config {
                     units: select_units,
                     batch: 8,

@@ -18,6 +18,24 @@ use cubecl::prelude::*;
 /// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
 const CUBE_UNITS: u32 = 256;
 
+/// The longest filtered list the tiled select ranks (a cost of its length squared, spread over
+/// the device); a longer one goes through one cube's candidate buffer.
+pub(crate) const RANK_MAX_ENTRIES: usize = 8192;
+
+/// How many compares (rows × list length²) the tiled select may spend ranking, per unit of k:
+/// the ranking replaces one cube per row sorting k entries (the rows side by side), so what it
+/// may cost grows with k and shrinks with the rows. H200, rows of 128k: one row, k = 4096
+/// (5k-entry lists, 27M compares) 73.4 → 44.4 µs ranked; 8 rows, k = 1024 (16M) even at 40.3;
+/// 16 rows, k = 1024 (32M) 45.7 → 53.9; 8 rows, k = 4096 (216M) 77.5 → 122.
+const RANK_COMPARES_PER_K: usize = 1 << 14;
+
+/// The longest list the tiled select ranks for `rows` rows and `k`.
+pub(crate) fn rank_max_entries(rows: usize, k: usize) -> usize {
+    (RANK_COMPARES_PER_K * k / rows.max(1))
+        .isqrt()
+        .min(RANK_MAX_ENTRIES)
+}
+
 /// How radix select runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Config {
@@ -25,12 +43,14 @@ pub(crate) enum Config {
     PerRow,
     /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
     /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
-    /// above the row's pivot digit; one cube per row (`select`) streams those through a
-    /// candidate buffer and writes the top-k.
+    /// above the row's pivot digit; `rank_cubes` cubes per row of `select.units` rank those
+    /// and write the top-k, or, for a list over [`rank_max_entries`], the row's first cube
+    /// streams it through a candidate buffer (`select`).
     Tiled {
         tile_width: usize,
         units: usize,
         batch: usize,
+        rank_cubes: usize,
         select: streaming::Config,
     },
 }
@@ -61,6 +81,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             tile_width,
             units,
             batch,
+            rank_cubes,
             select,
         } => launch_tiled(
             input,
@@ -70,6 +91,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             largest,
             index_dtype,
             (tile_width, units, batch),
+            rank_cubes,
             select,
         ),
     }
@@ -124,6 +146,7 @@ fn launch_tiled<R: CubeRuntime>(
     largest: bool,
     index_dtype: DType,
     (tile_width, units, batch): (usize, usize, usize),
+    rank_cubes: usize,
     select: streaming::Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
@@ -190,7 +213,7 @@ fn launch_tiled<R: CubeRuntime>(
         );
         filtered_top_k_kernel::launch_unchecked::<R>(
             &client,
-            cube_grid(layout.rows),
+            cube_grid(layout.rows * rank_cubes),
             CubeDim::new_1d(select.units as u32),
             width,
             input.clone().into_tensor_arg(),
@@ -204,6 +227,8 @@ fn launch_tiled<R: CubeRuntime>(
             layout.rows,
             layout.inner,
             lengths_offset,
+            rank_cubes,
+            rank_max_entries(layout.rows, k),
             largest,
             select.units,
             select.batch,
