@@ -901,18 +901,87 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     #[comptime] units: usize,
 ) {
     let (len, by_rank) = order_top_k(candidates, k);
-    let out_row = (row / inner) * (k as usize) * inner + row % inner;
     let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {
         let place = place_of(candidates, j, by_rank);
         if place < k_len {
-            let key = candidates.key(j);
-            let index = candidates.index(j);
-            values[out_row + place * inner] =
-                entry_value::<F, N>(key, index, input, base, stride, largest);
-            indices[out_row + place * inner] = I::cast_from(index);
+            write_result::<F, I, N>(
+                candidates.key(j),
+                candidates.index(j),
+                place,
+                k_len,
+                input,
+                base,
+                stride,
+                values,
+                indices,
+                row,
+                inner,
+                largest,
+            );
         }
         j += units;
     }
+}
+
+/// Writes the entry `(key, index)` of the row at `base` as result `place` of `row` in the
+/// contiguous outputs (`k` results per row, consecutive results `inner` apart).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn write_result<F: Float, I: Int, N: Size>(
+    key: u32,
+    index: u32,
+    place: usize,
+    k: usize,
+    input: &Tensor<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    row: usize,
+    inner: usize,
+    #[comptime] largest: bool,
+) {
+    let at = (row / inner) * k * inner + row % inner + place * inner;
+    values[at] = entry_value::<F, N>(key, index, input, base, stride, largest);
+    indices[at] = I::cast_from(index);
+}
+
+/// A list's top-k: offers its `count` entries from `first` ([`offer_entries`]) and writes the
+/// best k sorted ([`write_top_k`]).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
+    candidates: &mut Candidates,
+    entry_keys: &Tensor<u32>,
+    entry_indices: &Tensor<u32>,
+    first: usize,
+    count: usize,
+    k: u32,
+    input: &Tensor<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    row: usize,
+    inner: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] entries_per_unit: usize,
+    #[comptime] prime_per_unit: usize,
+) {
+    offer_entries(
+        candidates,
+        entry_keys,
+        entry_indices,
+        first,
+        count,
+        k,
+        entries_per_unit,
+        prime_per_unit,
+    );
+    write_top_k::<F, I, N>(
+        candidates, k, input, base, stride, values, indices, row, inner, largest, units,
+    );
 }

@@ -9,7 +9,7 @@
 //!    index order.
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
-use crate::kernels::candidates::{Candidates, entry_value, offer_entries, write_top_k};
+use crate::kernels::candidates::{Candidates, write_result, write_top_k_of_entries};
 use crate::kernels::primitives::{
     cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, order_key, row_offset,
 };
@@ -473,18 +473,12 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
     let mut candidates = Candidates::new(capacity, units);
     if count > rank_max {
         if part == 0usize {
-            offer_entries(
+            write_top_k_of_entries::<F, I, N>(
                 &mut candidates,
                 list_keys,
                 list_indices,
                 list,
                 count,
-                k,
-                entries_per_unit,
-                prime_per_unit,
-            );
-            write_top_k::<F, I, N>(
-                &mut candidates,
                 k,
                 input,
                 base,
@@ -495,6 +489,8 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
                 inner,
                 largest,
                 units,
+                entries_per_unit,
+                prime_per_unit,
             );
         }
     } else {
@@ -505,7 +501,6 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
         let slice = count.div_ceil(groups);
         let from = group * slice;
         let to = min(count, from + slice);
-        let out_row = (row / inner) * k as usize * inner + row % inner;
         let mut first = part * RANK_QUERIES;
         while first < count {
             let query = first + query_unit;
@@ -530,11 +525,20 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
                     place += candidates.scan[g * RANK_QUERIES + query_unit];
                 }
                 if place < k {
-                    let key = list_keys[list + query];
-                    let index = list_indices[list + query];
-                    let at = out_row + place as usize * inner;
-                    values[at] = entry_value::<F, N>(key, index, input, base, stride, largest);
-                    indices[at] = I::cast_from(index);
+                    write_result::<F, I, N>(
+                        list_keys[list + query],
+                        list_indices[list + query],
+                        place as usize,
+                        k as usize,
+                        input,
+                        base,
+                        stride,
+                        values,
+                        indices,
+                        row,
+                        inner,
+                        largest,
+                    );
                 }
             }
             sync_cube();

@@ -10,8 +10,8 @@
 //! candidate order is total, so the result is exact.
 
 use crate::kernels::candidates::{
-    Candidates, PADDING_INDEX, PADDING_KEY, beats, entry_value, offer_entries, order_top_k,
-    place_of, sort_in_planes, write_top_k,
+    Candidates, PADDING_INDEX, PADDING_KEY, beats, order_top_k, place_of, sort_in_planes,
+    write_result, write_top_k_of_entries,
 };
 use crate::kernels::primitives::{cube_exclusive_sum, cube_tile, linear_unit, row_offset};
 use crate::kernels::streaming::offer_range;
@@ -277,30 +277,32 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
             source = capacity - target;
             count = pairs + count % 2usize;
         }
-        let out_row = (row / inner) * k_len * inner + row % inner;
         j = unit;
         while j < k_len {
-            let key = keys[source + j];
-            let index = entry_indices[source + j];
-            values[out_row + j * inner] =
-                entry_value::<F, N>(key, index, input, base, stride, largest);
-            indices[out_row + j * inner] = I::cast_from(index);
+            write_result::<F, I, N>(
+                keys[source + j],
+                entry_indices[source + j],
+                j,
+                k_len,
+                input,
+                base,
+                stride,
+                values,
+                indices,
+                row,
+                inner,
+                largest,
+            );
             j += units;
         }
     } else {
         let mut candidates = Candidates::new(capacity, units);
-        offer_entries(
+        write_top_k_of_entries::<F, I, N>(
             &mut candidates,
             candidate_keys,
             candidate_indices,
             first,
             candidates_per_row,
-            k,
-            entries_per_unit,
-            prime_per_unit,
-        );
-        write_top_k::<F, I, N>(
-            &mut candidates,
             k,
             input,
             base,
@@ -311,6 +313,8 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
             inner,
             largest,
             units,
+            entries_per_unit,
+            prime_per_unit,
         );
     }
 }

@@ -174,20 +174,19 @@ fn radix_select_config(
                 && layout.len >= 16 * 1024 =>
         {
             let batch = 8;
-            // About two cubes per processor over the batch, each at least one step of the cube.
-            let tiles = (2 * processors(hardware)).div_ceil(layout.rows).max(1);
-            let tile_width = layout.len.div_ceil(tiles).max(units * batch);
-            // Ranking: about two cubes per processor over the batch, no more than the longest
-            // ranked list has groups of queries.
-            let rank_cubes = (2 * processors(hardware)).div_ceil(layout.rows).clamp(
-                1,
-                radix_select::rank_max_entries(layout.rows, k).div_ceil(RANK_QUERIES),
-            );
+            // About two cubes per processor over the batch for each launch.
+            let cubes_per_row = (2 * processors(hardware)).div_ceil(layout.rows).max(1);
+            // Tiles of at least one step of the cube.
+            let tile_width = layout.len.div_ceil(cubes_per_row).max(units * batch);
+            // No more ranking cubes than the longest ranked list has groups of queries.
+            let rank_max = radix_select::rank_max_entries(layout.rows, k);
+            let rank_cubes = cubes_per_row.min(rank_max.div_ceil(RANK_QUERIES).max(1));
             radix_select::Config::Tiled {
                 tile_width,
                 units,
                 batch,
                 rank_cubes,
+                rank_max,
                 select: streaming::Config {
                     units: select_units,
                     batch: 8,

@@ -44,13 +44,14 @@ pub(crate) enum Config {
     /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
     /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
     /// above the row's pivot digit; `rank_cubes` cubes per row of `select.units` rank those
-    /// and write the top-k, or, for a list over [`rank_max_entries`], the row's first cube
-    /// streams it through a candidate buffer (`select`).
+    /// and write the top-k, or, for a list over `rank_max` entries ([`rank_max_entries`]), the
+    /// row's first cube streams it through a candidate buffer (`select`).
     Tiled {
         tile_width: usize,
         units: usize,
         batch: usize,
         rank_cubes: usize,
+        rank_max: usize,
         select: streaming::Config,
     },
 }
@@ -82,6 +83,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             units,
             batch,
             rank_cubes,
+            rank_max,
             select,
         } => launch_tiled(
             input,
@@ -91,7 +93,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             largest,
             index_dtype,
             (tile_width, units, batch),
-            rank_cubes,
+            (rank_cubes, rank_max),
             select,
         ),
     }
@@ -146,7 +148,7 @@ fn launch_tiled<R: CubeRuntime>(
     largest: bool,
     index_dtype: DType,
     (tile_width, units, batch): (usize, usize, usize),
-    rank_cubes: usize,
+    (rank_cubes, rank_max): (usize, usize),
     select: streaming::Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
@@ -228,7 +230,7 @@ fn launch_tiled<R: CubeRuntime>(
             layout.inner,
             lengths_offset,
             rank_cubes,
-            rank_max_entries(layout.rows, k),
+            rank_max,
             largest,
             select.units,
             select.batch,
