@@ -56,6 +56,8 @@ const RANK_SELECT_WORK: usize = 64;
 pub const PADDING_INDEX: u32 = u32::MAX;
 /// The key of a padding entry: the smallest key.
 pub const PADDING_KEY: u32 = 0;
+/// [`Candidates::final_target`] when the buffer needs no cut.
+pub const NO_CUT: u32 = u32::MAX;
 
 /// Shared-memory bytes a [`Candidates`] buffer of `capacity` entries needs in a cube of `units`.
 pub fn shared_bytes(capacity: usize, units: usize) -> usize {
@@ -235,7 +237,8 @@ impl Candidates {
 
     /// Offers this unit's `batch` entries, of which those whose bit is set in `valid` are real,
     /// as offer round `round` (see [`Candidates::meet`]). Returns when every entry that beats
-    /// the threshold is in the buffer, with the next round's number.
+    /// the threshold is in the buffer, with the next round's number; after the `last` offer, the
+    /// buffer is cut for [`order_top_k`] ([`Candidates::after_meeting`]).
     #[allow(clippy::too_many_arguments)]
     pub fn offer(
         &mut self,
@@ -244,7 +247,9 @@ impl Candidates {
         valid: u32,
         k: u32,
         round: u32,
+        last: bool,
         #[comptime] batch: usize,
+        #[comptime] exact_cut: bool,
     ) -> u32 {
         let mut pending = valid;
         let mut round = round;
@@ -270,13 +275,53 @@ impl Candidates {
             }
             let (full, _) = self.meet(overflowed, false, round);
             round += 1u32;
+            // Full: make room, then offer again what did not fit.
+            self.after_meeting(full, last, k, exact_cut);
             if !full {
                 break;
             }
-            // Full: make room, then offer again what did not fit.
-            self.compact(k, self.room(k));
         }
         round
+    }
+
+    /// What an offer loop does after a meeting: when the buffer is `full`, cut it to make room
+    /// ([`Candidates::room`]); after the `last` offer, the final cut ([`Candidates::final_target`]).
+    /// Both through one call of [`Candidates::compact`]: every call is inlined, and its copies
+    /// were most of a kernel's compilation time (lavapipe: the streaming kernel 1.5 → 0.8 s with
+    /// this and one loop for its key and index passes).
+    pub fn after_meeting(&mut self, full: bool, last: bool, k: u32, #[comptime] exact_cut: bool) {
+        if full || last {
+            let mut target = self.room(k);
+            if !full {
+                target = self.final_target(k, exact_cut);
+            }
+            if target != u32::cast_from(NO_CUT) {
+                self.compact(k, target);
+            }
+        }
+    }
+
+    /// The final cut's target for [`order_top_k`] ([`NO_CUT`] when none is needed): with
+    /// `exact_cut`, exactly k. Otherwise, when there are too many entries to rank whole, what
+    /// ranks whole if that is at least k (a histogram pass or two), else exactly k; except where
+    /// that cut would be close to k (the whole-rank limit under 2k: several histogram passes) and
+    /// the buffer fits one entry per unit: then it is sorted whole, uncut (H100, b=1 V=128k k=256
+    /// in tiles of 16k: 33.2 → 30.2 µs; at k = 50 the cut and rank stay cheaper).
+    pub fn final_target(&mut self, k: u32, #[comptime] exact_cut: bool) -> u32 {
+        let entries = self.entries();
+        let mut target = u32::cast_from(NO_CUT);
+        if comptime!(exact_cut) {
+            if entries > k {
+                target = k;
+            }
+        } else {
+            let limit = self.whole_limit();
+            let sort_whole = limit < 2u32 * k && self.sorts_in_planes(entries);
+            if entries >= k && entries > limit && !sort_whole {
+                target = select(limit >= k, limit, k);
+            }
+        }
+        target
     }
 
     /// Shrinks the buffer to at most `target` (≥ k) entries, keeping the best k, and raises the
@@ -308,11 +353,33 @@ impl Candidates {
             base = lo;
             span = hi - lo;
         }
-        while span > 0u32 && retained > target {
+        // Once the range is the exact k-th key (`span` = 0) but more entries equal it than may
+        // stay, the same passes narrow the complements of those entries' indices (the smallest
+        // indices stay), from the whole `u32` range: 8-bit digits, top down. One loop for both,
+        // so the pass is compiled once (every `compact` is inlined).
+        let mut prefix = 0u32;
+        let mut by_index = false;
+        loop {
+            if span == 0u32 && retained > target && !by_index {
+                prefix = base;
+                by_index = true;
+                base = 0u32;
+                span = u32::cast_from(PADDING_INDEX);
+            }
+            if span == 0u32 || retained <= target {
+                break;
+            }
             let shift = slice_shift(span);
             let mut j = unit;
             while j < len {
-                self.count_in_slice(self.keys[j], base, span, shift);
+                let key = self.keys[j];
+                let mut value = key;
+                if by_index {
+                    value = !self.indices[j];
+                }
+                if !by_index || key == prefix {
+                    self.count_in_slice(value, base, span, shift);
+                }
                 j += units;
             }
             sync_cube();
@@ -323,34 +390,11 @@ impl Candidates {
             above_total += above;
             retained = above_total + in_bin;
         }
-        let prefix = base;
-
-        // `prefix` is now the exact k-th key (`span` = 0), but more entries equal it than may
-        // stay: keep the `remaining` with the smallest indices (the largest inverted index, digit
-        // by digit).
         let mut lo_index = u32::cast_from(PADDING_INDEX);
-        if retained > target {
-            let mut index_prefix = 0u32;
-            let mut index_mask = 0u32;
-            let mut index_shift = 32u32;
-            while index_shift > 0u32 {
-                index_shift -= 8u32;
-                let mut j = unit;
-                while j < len {
-                    let inverted = !self.indices[j];
-                    if self.keys[j] == prefix && (inverted & index_mask) == index_prefix {
-                        let bin = ((inverted >> index_shift) & 0xFFu32) as usize;
-                        self.histogram[bin * COPIES + unit % COPIES].fetch_add(1u32);
-                    }
-                    j += units;
-                }
-                sync_cube();
-                let (digit, above, _in_bin) = self.find_digit(remaining);
-                index_prefix |= digit << index_shift;
-                index_mask |= 0xFFu32 << index_shift;
-                remaining -= above;
-            }
-            lo_index = !index_prefix;
+        if by_index {
+            lo_index = !base;
+        } else {
+            prefix = base;
         }
 
         // Keep the entries that beat or equal (prefix, lo_index): read this unit's share into
@@ -762,31 +806,17 @@ fn whole_limit(units: usize) -> usize {
     (((units * RANK_SELECT_WORK) as f64).sqrt() as usize).min(BINS * COPIES)
 }
 
-/// Cuts `candidates` to the best k and orders them. Returns how many entries are left (at most
-/// the buffer's count) and whether their order is their rank ([`Candidates::rank_of`]; entries
-/// ranked k or more are not among the best k) or their position (sorted best first). A buffer
-/// small enough (the usual case once the threshold is primed, or after a cut to that size) is
-/// ranked whole instead of cut to exactly k: the entries ranked below k are the top-k (the
-/// buffer holds every entry at or above the threshold, so at least k). For larger k, a buffer
-/// of at most one entry per unit is sorted whole ([`Candidates::sort`] in planes), with no cut.
+/// Orders the entries of a buffer that its last offer cut ([`Candidates::final_target`]).
+/// Returns how many entries there are and whether their order is their rank
+/// ([`Candidates::rank_of`]; entries ranked k or more are not among the best k) or their position
+/// (sorted best first). A buffer small enough (the usual case once the threshold is primed, or
+/// after a cut to that size) is ranked whole instead of cut to exactly k: the entries ranked below
+/// k are the top-k (the buffer holds every entry at or above the threshold, so at least k). For
+/// larger k, a buffer of at most one entry per unit is sorted whole ([`Candidates::sort`] in
+/// planes), with no cut.
 #[cube]
-pub fn order_top_k(candidates: &mut Candidates, k: u32) -> (usize, bool) {
-    let entries = candidates.entries();
-    let limit = candidates.whole_limit();
-    let mut len = entries as usize;
-    // Too many entries to rank whole: cut them to what ranks whole when that is at least k (a
-    // histogram pass or two), else to exactly k. Except where that cut would be close to k (the
-    // limit under 2k: several histogram passes) and the buffer fits one entry per unit: then it is
-    // sorted whole, uncut (H100, b=1 V=128k k=256 in tiles of 16k: 33.2 → 30.2 µs; at k = 50 the
-    // cut and rank stay cheaper).
-    let sort_whole = limit < 2u32 * k && candidates.sorts_in_planes(entries);
-    if entries >= k && entries > limit && !sort_whole {
-        if limit >= k {
-            len = candidates.compact(k, limit) as usize;
-        } else {
-            len = candidates.compact(k, k) as usize;
-        }
-    }
+pub fn order_top_k(candidates: &mut Candidates) -> (usize, bool) {
+    let len = candidates.entries() as usize;
     // Ranking costs len² / units compares per unit, the sort in planes about log² len steps:
     // rank what ranks cheaply, sort in planes what fits, rank what is left if it is small.
     let by_rank = candidates.ranks_fit_whole(len as u32)
@@ -842,8 +872,17 @@ pub fn offer_entries(
                 candidates.prime(&keys, valid, k, prime_per_unit, entries_per_unit);
             }
         }
-        round = candidates.offer(&keys, &indices, valid, k, round, entries_per_unit);
         batch_start += units * entries_per_unit;
+        round = candidates.offer(
+            &keys,
+            &indices,
+            valid,
+            k,
+            round,
+            batch_start >= count,
+            entries_per_unit,
+            false,
+        );
     }
 }
 
@@ -883,8 +922,8 @@ pub fn entry_value<F: Float, N: Size>(
     result
 }
 
-/// Finishes a row: cuts `candidates` to the exact k best ([`order_top_k`]) and writes them best
-/// first into the contiguous outputs (consecutive results `inner` apart).
+/// Finishes a row: orders the entries of `candidates`, cut by its last offer ([`order_top_k`]),
+/// and writes the best k first into the contiguous outputs (consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k<F: Float, I: Int, N: Size>(
@@ -900,7 +939,7 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     #[comptime] largest: bool,
     #[comptime] units: usize,
 ) {
-    let (len, by_rank) = order_top_k(candidates, k);
+    let (len, by_rank) = order_top_k(candidates);
     let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {

@@ -54,6 +54,7 @@ pub fn offer_range<F: Float, N: Size>(
     #[comptime] prime_per_unit: usize,
     #[comptime] prime_batches: usize,
     #[comptime] single_batch: bool,
+    #[comptime] exact_cut: bool,
 ) {
     let width = input.vector_size();
     let batch = comptime!(vectors_per_unit * width);
@@ -97,6 +98,7 @@ pub fn offer_range<F: Float, N: Size>(
             vectors_per_unit,
             width,
             prime_per_unit,
+            exact_cut,
         );
     } else {
         // `current`: the first element of the batch in `floats`; `next`: of the batch in `vectors`.
@@ -191,9 +193,8 @@ pub fn offer_range<F: Float, N: Size>(
             let busy = pending != 0u32 || next < end;
             let (full, more) = candidates.meet(stalled, busy, round);
             round += 1u32;
-            if full {
-                candidates.compact(k, candidates.room(k));
-            } else if !more {
+            candidates.after_meeting(full, !more, k, exact_cut);
+            if !full && !more {
                 break;
             }
         }
@@ -218,6 +219,7 @@ fn offer_loaded(
     #[comptime] vectors_per_unit: usize,
     #[comptime] width: usize,
     #[comptime] prime_per_unit: usize,
+    #[comptime] exact_cut: bool,
 ) {
     let batch = comptime!(vectors_per_unit * width);
     // With one or two entries per unit (k small against the units), each unit's best prime
@@ -242,7 +244,7 @@ fn offer_loaded(
     if !candidates.holds(end - start) {
         candidates.prime(&keys, valid, k, per_unit, batch);
     }
-    candidates.offer(&keys, &indices, valid, k, 1u32, batch);
+    candidates.offer(&keys, &indices, valid, k, 1u32, true, batch, exact_cut);
 }
 
 /// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`: at each
@@ -416,6 +418,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         prime_per_unit,
         prime_batches,
         single_batch,
+        false,
     );
     write_top_k::<F, I, N>(
         &mut candidates,

@@ -76,16 +76,17 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
         prime_per_unit,
         prime_batches,
         single_batch,
+        !sorted,
     );
     // Unsorted: the exact cut leaves the best k in the buffer's first places.
     let mut kept = 0usize;
     let mut by_rank = false;
     if comptime!(sorted) {
-        let (ordered, ranked) = order_top_k(&mut candidates, k);
+        let (ordered, ranked) = order_top_k(&mut candidates);
         kept = ordered;
         by_rank = ranked;
     } else {
-        kept = candidates.compact(k, k) as usize;
+        kept = candidates.entries() as usize;
     }
     let k_len = k as usize;
     let out = cube * k_len;
