@@ -1,8 +1,9 @@
 //! What `Strategy::Auto`'s autotuner picks, and how far the pick is from the best candidate.
 //!
-//! `cargo bench --bench autotune -- [--quick] [--csv FILE] [--keep-cache] [--compile-cost]` on the runtime the
-//! features select (CUDA with `--features cuda`, else wgpu; `--quick` is a small grid for CPU
-//! adapters such as lavapipe). For each shape of the grid (the kernels bench's grid):
+//! `cargo bench --bench autotune -- [--quick] [--dtype f32|bf16] [--csv FILE] [--keep-cache]
+//! [--compile-cost]` on the runtime the features select (CUDA with `--features cuda`, else wgpu;
+//! `--quick` is a small grid for CPU adapters such as lavapipe; `--dtype` keeps one dtype). For
+//! each shape of the grid (the kernels bench's grid):
 //!
 //! - tune ms: the wall time of the first `Auto` call with a new key (tuning, including the
 //!   compilation of kernels no earlier shape needed);
@@ -99,12 +100,14 @@ fn main() {
     let mut quick = false;
     let mut csv_path = None;
     let mut keep_cache = false;
+    let mut only_dtype = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--csv" => csv_path = it.next(),
             "--keep-cache" => keep_cache = true,
+            "--dtype" => only_dtype = it.next().map(|d| d.to_lowercase()),
             "--compile-cost" => {
                 compile_cost();
                 return;
@@ -144,6 +147,12 @@ fn main() {
     );
     let mut worst: f64 = 1.0;
     for &dtype in dtypes {
+        if only_dtype
+            .as_ref()
+            .is_some_and(|d| *d != format!("{dtype:?}").to_lowercase())
+        {
+            continue;
+        }
         if !<B as burn::tensor::backend::Backend>::supports_dtype(&device, dtype) {
             println!("{dtype:?}: not supported on this device, skipped");
             continue;

@@ -10,6 +10,8 @@
 #   bash benches/gpu.sh ab         # same-call A/B of .gpu/bench-topk-<side> for SIDES (default
 #                                  # "base new"; ROUNDS, STRATEGIES, SHAPES): best round, side by side
 #   bash benches/gpu.sh autotune   # autotune bench: every candidate next to the pick (AUTOTUNE_TIMEOUT)
+#   bash benches/gpu.sh compile    # each candidate's first-call cost, twice: NVRTC + PTX load, then
+#                                  # with CubeCL's PTX cache filled (the driver's JIT cache off)
 #   bash benches/gpu.sh sampling   # sampling bench + torch's composition
 #   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
 #   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
@@ -96,8 +98,18 @@ case $mode in
     python3 benches/compare_ab.py "${groups[@]}" > "$OUT/ab.md" 2>&1
     ;;
   autotune)
-    timeout "${AUTOTUNE_TIMEOUT:-560}" .gpu/bench-autotune --bench --csv "$OUT/autotune.csv" > "$OUT/autotune.log" 2>&1
+    # AUTOTUNE_ARGS: e.g. "--dtype bf16" for one half of the grid.
+    timeout "${AUTOTUNE_TIMEOUT:-560}" .gpu/bench-autotune --bench ${AUTOTUNE_ARGS:-} --csv "$OUT/autotune.csv" > "$OUT/autotune.log" 2>&1
     echo "autotune bench rc=$?" >> "$summary"
+    ;;
+  compile)
+    dir=/tmp/compile-cost
+    mkdir -p "$dir" && touch "$dir/Cargo.toml"
+    printf '[compilation]\ncache = "local"\n' > "$dir/cubecl.toml"
+    for run in nvrtc ptx-cache; do
+      ( cd "$dir" && CUDA_CACHE_DISABLE=1 timeout "${COMPILE_TIMEOUT:-150}" "$repo/.gpu/bench-autotune" \
+          --compile-cost > "$OUT/compile-$run.log" 2>&1; echo "compile $run rc=$?" >> "$summary" )
+    done
     ;;
   sampling)
     timeout 330 .gpu/bench-sampling --bench --naive-limit-s 0.5 --csv "$OUT/sampling.csv" > "$OUT/bench-sampling.log" 2>&1
