@@ -11,7 +11,10 @@
 //!   input, each sample [`runs_per_sample`](burn_topk::autotune::runs_per_sample) back-to-back
 //!   runs, sized from one synchronised run (the tuner's own method, with more samples), `-`
 //!   where the candidate does not fit;
-//! - the pick, its time, the best candidate and the pick's distance from it.
+//! - the pick, its time, the best candidate and the pick's distance from it;
+//! - the best candidate by CubeCL's own score of the same samples (0.8 × min + 0.2 × median,
+//!   inflated by the samples' coefficient of variation: what the tuner ranks by) and the pick's
+//!   distance from that one, which tells a statistic's choice from the tuner's noise.
 //!
 //! The crate's autotune cache file is deleted first (so every key is tuned here) unless
 //! `--keep-cache`.
@@ -28,8 +31,26 @@ use common::{Device, Plain as B, Rt, median, profile};
 
 const SAMPLES: usize = 15;
 
-/// Median GPU time of one top-k with `strategy`, in µs; `None` when it does not fit.
-fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> Option<f64> {
+/// A candidate's times per top-k, in µs: the median of the samples and CubeCL's tuner score of
+/// them.
+#[derive(Clone, Copy)]
+struct Timing {
+    median: f64,
+    score: f64,
+}
+
+/// CubeCL's tuner score of `samples` (`BenchmarkComputations::score` in cubecl-common 0.10):
+/// mostly the fastest sample, penalised by the spread.
+fn tuner_score(samples: &[f64]) -> f64 {
+    let n = samples.len() as f64;
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = samples.iter().sum::<f64>() / n;
+    let variance = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+    (0.8 * min + 0.2 * median(samples.to_vec())) * (1.0 + variance.sqrt() / mean)
+}
+
+/// The GPU time of one top-k with `strategy`; `None` when it does not fit.
+fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> Option<Timing> {
     let options = TopKOptions::largest().with_strategy(strategy);
     input.clone().try_top_k_with(k, 1, options).ok()?;
     for _ in 0..2 {
@@ -50,8 +71,11 @@ fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> 
             });
             all / runs as f64
         })
-        .collect();
-    Some(median(samples))
+        .collect::<Vec<f64>>();
+    Some(Timing {
+        median: median(samples.clone()),
+        score: tuner_score(&samples),
+    })
 }
 
 fn remove_cache() {
@@ -134,16 +158,16 @@ fn main() {
     let (batches, vocabs, ks, dtypes) = common::grid(quick);
 
     let mut header = String::from(
-        "| dtype | b | V | k | tune ms | pick | pick µs | best | best µs | pick/best |",
+        "| dtype | b | V | k | tune ms | pick | pick µs | best | best µs | pick/best | best by score | pick/best by score |",
     );
-    let mut rule = String::from("|---|---|---|---|---|---|---|---|---|---|");
+    let mut rule = String::from("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for candidate in &candidates {
         header += &format!(" {} |", candidate.name);
         rule += "---|";
     }
     println!("{header}\n{rule}");
     let mut csv = String::from(
-        "dtype,batch,vocab,k,tune_ms,pick,pick_us,best,best_us,candidate,candidate_us\n",
+        "dtype,batch,vocab,k,tune_ms,pick,pick_us,best,best_us,score_best,candidate,candidate_us,candidate_score_us\n",
     );
     let mut worst: f64 = 1.0;
     for &dtype in dtypes {
@@ -170,40 +194,50 @@ fn main() {
                     let tune_ms = start.elapsed().as_secs_f64() * 1e3;
                     let shape = TuneShape::new(batch, vocab, k).with_dtype(dtype);
                     let pick = autotune::tuned_choice::<Rt>(&client, &device, &shape);
-                    let times: Vec<Option<f64>> = candidates
+                    let times: Vec<Option<Timing>> = candidates
                         .iter()
                         .map(|c| time(&device, &input, k, c.strategy))
                         .collect();
-                    let (best, best_us) = times
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, t)| t.map(|t| (i, t)))
-                        .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
-                        .expect("radix select always fits");
+                    // The fastest candidate by a statistic of the timings.
+                    let fastest = |by: fn(&Timing) -> f64| {
+                        times
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, t)| t.as_ref().map(|t| (i, by(t))))
+                            .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
+                            .expect("radix select always fits")
+                    };
+                    let (best, best_us) = fastest(|t| t.median);
+                    let (score_best, score_best_us) = fastest(|t| t.score);
                     let pick_index = pick
                         .as_ref()
                         .and_then(|p| candidates.iter().position(|c| c == p));
-                    let pick_us = pick_index.and_then(|i| times[i]);
+                    let pick_time = pick_index.and_then(|i| times[i]);
+                    let pick_us = pick_time.map(|t| t.median);
                     let ratio = pick_us.map_or(f64::NAN, |t| t / best_us);
                     if ratio.is_finite() {
                         worst = worst.max(ratio);
                     }
+                    let score_ratio = pick_time.map_or(f64::NAN, |t| t.score / score_best_us);
                     let pick_name = pick
                         .as_ref()
                         .map_or("(none: k > buffer)", |p| p.name.as_str());
                     let mut row = format!(
-                        "| {dtype:?} | {batch} | {vocab} | {k} | {tune_ms:.0} | {pick_name} | {} | {} | {best_us:.1} | {ratio:.3} |",
+                        "| {dtype:?} | {batch} | {vocab} | {k} | {tune_ms:.0} | {pick_name} | {} | {} | {best_us:.1} | {ratio:.3} | {} | {score_ratio:.3} |",
                         pick_us.map_or("-".into(), |t| format!("{t:.1}")),
                         candidates[best].name,
+                        candidates[score_best].name,
                     );
                     for (candidate, t) in candidates.iter().zip(&times) {
-                        row += &t.map_or(" - |".into(), |t| format!(" {t:.1} |"));
+                        row += &t.map_or(" - |".into(), |t| format!(" {:.1} |", t.median));
                         csv += &format!(
-                            "{dtype:?},{batch},{vocab},{k},{tune_ms:.1},{pick_name},{},{},{best_us:.2},{},{}\n",
+                            "{dtype:?},{batch},{vocab},{k},{tune_ms:.1},{pick_name},{},{},{best_us:.2},{},{},{},{}\n",
                             pick_us.map_or(String::new(), |t| format!("{t:.2}")),
                             candidates[best].name,
+                            candidates[score_best].name,
                             candidate.name,
-                            t.map_or(String::new(), |t| format!("{t:.2}"))
+                            t.map_or(String::new(), |t| format!("{:.2}", t.median)),
+                            t.map_or(String::new(), |t| format!("{:.2}", t.score)),
                         );
                     }
                     println!("{row}");
