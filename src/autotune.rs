@@ -1,4 +1,4 @@
-//! [`Strategy::Auto`](crate::Strategy::Auto): CubeCL's autotuner picks the fastest strategy and
+//! [`Strategy::Auto`]: CubeCL's autotuner picks the fastest strategy and
 //! its parameters per input key, on the device that runs the call.
 //!
 //! - **Candidates** ([`candidates`]): streaming with cubes of 256, 512 and 1024 units (those the
@@ -17,7 +17,7 @@
 //!   two, the dtype, `largest`, whether `dim` is contiguous, and the device's plane size. Every
 //!   candidate's feasibility depends only on these and on the device, so a cached winner fits any
 //!   input with the same key; should one not (a corrupted cache), the call falls back to
-//!   [`Strategy::Heuristic`](crate::Strategy::Heuristic) with a warning, never a panic.
+//!   [`Strategy::Heuristic`] with a warning, never a panic.
 //! - **Cache**: results persist through CubeCL's autotune cache, one file per device, so a second
 //!   process does not tune again. By default it lives under `target/autotune/` of the nearest
 //!   directory holding a `Cargo.toml` (CubeCL's `[autotune.cache]` setting in `cubecl.toml` moves

@@ -1,5 +1,5 @@
 //! A correct top-k for any Burn backend, built from Burn's data transfer ops and the CPU
-//! [`reference`](crate::reference): what `NdArray` uses, and available to users of backends that
+//! [`reference`](mod@reference): what `NdArray` uses, and available to users of backends that
 //! have no CubeCL kernels.
 //!
 //! On a device backend this reads the tensor back to the host: use it for correctness, not speed.

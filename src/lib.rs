@@ -32,7 +32,7 @@
 //!   past the device kernels' 32-bit addressing. Other dimensions may be empty: the result is
 //!   then empty too.
 //!
-//! The exact definition is [`reference`], the CPU code every kernel is tested against.
+//! The exact definition is [`reference`](mod@reference), the CPU code every kernel is tested against.
 //!
 //! [`Strategy::Auto`] (the default) autotunes the algorithm per input key: see [`autotune`].
 //!

@@ -2,7 +2,7 @@
 //! offered so far, kept in shared memory, with a running threshold that rejects most new entries
 //! with one compare. Shared by the streaming kernel and both stages of the two-stage kernel.
 //!
-//! An entry is an order key (see [`order_key`](super::primitives::order_key)) and an index; entry
+//! An entry is an order key (see [`order_key`](fn@super::primitives::order_key)) and an index; entry
 //! `a` beats entry `b` when `a.key > b.key`, or the keys are equal and `a.index < b.index`. This
 //! order is total (indices are distinct), so the top-k is unique and a row gives the same answer
 //! whichever cube or batch computes it.
@@ -238,7 +238,7 @@ impl Candidates {
     /// Offers this unit's `batch` entries, of which those whose bit is set in `valid` are real,
     /// as offer round `round` (see [`Candidates::meet`]). Returns when every entry that beats
     /// the threshold is in the buffer, with the next round's number; after the `last` offer, the
-    /// buffer is cut for [`order_top_k`] ([`Candidates::after_meeting`]).
+    /// buffer is cut for [`order_top_k()`] ([`Candidates::after_meeting`]).
     #[allow(clippy::too_many_arguments)]
     pub fn offer(
         &mut self,
@@ -301,7 +301,7 @@ impl Candidates {
         }
     }
 
-    /// The final cut's target for [`order_top_k`] ([`NO_CUT`] when none is needed): with
+    /// The final cut's target for [`order_top_k()`] ([`NO_CUT`] when none is needed): with
     /// `exact_cut`, exactly k. Otherwise, when there are too many entries to rank whole, what
     /// ranks whole if that is at least k (a histogram pass or two), else exactly k; except where
     /// that cut would be close to k (the whole-rank limit under 2k: several histogram passes) and
@@ -886,7 +886,7 @@ pub fn offer_entries(
     }
 }
 
-/// The place of entry `j` in the order that [`order_top_k`] computed.
+/// The place of entry `j` in the order that [`order_top_k()`] computed.
 #[cube]
 pub fn place_of(candidates: &Candidates, j: usize, by_rank: bool) -> usize {
     let mut place = j;
@@ -922,7 +922,7 @@ pub fn entry_value<F: Float, N: Size>(
     result
 }
 
-/// Finishes a row: orders the entries of `candidates`, cut by its last offer ([`order_top_k`]),
+/// Finishes a row: orders the entries of `candidates`, cut by its last offer ([`order_top_k()`]),
 /// and writes the best k first into the contiguous outputs (consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
@@ -987,8 +987,8 @@ pub fn write_result<F: Float, I: Int, N: Size>(
     indices[at] = I::cast_from(index);
 }
 
-/// A list's top-k: offers its `count` entries from `first` ([`offer_entries`]) and writes the
-/// best k sorted ([`write_top_k`]).
+/// A list's top-k: offers its `count` entries from `first` ([`offer_entries()`]) and writes the
+/// best k sorted ([`write_top_k()`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(

@@ -108,7 +108,7 @@ pub fn linear_unit() -> usize {
     (PLANE_POS * PLANE_DIM + UNIT_POS_PLANE) as usize
 }
 
-/// Cube-wide exclusive prefix sum of one `u32` per unit, in [`linear_unit`] order.
+/// Cube-wide exclusive prefix sum of one `u32` per unit, in [`linear_unit()`] order.
 ///
 /// Returns `(prefix, total)`. Every unit of the cube must call it (it synchronises the cube).
 /// `scratch` needs `CUBE_DIM / PLANE_DIM + 1` words; any plane size works.

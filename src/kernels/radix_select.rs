@@ -1,6 +1,6 @@
 //! Radix select, one cube per row, and a tiled radix select for rows too few to fill the device.
 //!
-//! One cube per row ([`radix_select_kernel`]):
+//! One cube per row ([`radix_select_kernel()`]):
 //! 1. Find the k-th largest key, 8 bits at a time from the top (4 passes over the row, a 256-bin
 //!    shared-memory histogram each), and how many of the elements equal to it belong to the top-k.
 //! 2. Gather, in index order, every element above that key and the first ties, into a scratch row.

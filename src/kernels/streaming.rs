@@ -27,12 +27,14 @@ const WINDOW: u32 = 8;
 /// each unit's best `prime_per_unit` sampled entries before anything is offered: the larger the
 /// sample, the nearer the threshold starts to the row's k-th best and the fewer elements pass the
 /// float compare, at the cost of reading the sample twice (the second time from the cache). Each
-/// unit offers up to [`WINDOW`] batches on its own before the cube meets: a unit that finds the
+/// unit offers up to `WINDOW` batches on its own before the cube meets: a unit that finds the
 /// buffer full stops there, keeping what did not fit, and the meeting compacts the buffer (and
 /// raises the threshold) before everyone goes on.
 ///
 /// With `single_batch` (the range is at most one batch per unit) the batch is loaded once and
-/// offered from registers instead ([`offer_loaded`]).
+/// offered from registers instead (`offer_loaded`). The last meeting cuts the buffer for
+/// [`order_top_k`](fn@crate::kernels::candidates::order_top_k), or with `exact_cut` to exactly the
+/// best k ([`Candidates::final_target`]).
 #[cube]
 // `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
 #[allow(
@@ -201,7 +203,7 @@ pub fn offer_range<F: Float, N: Size>(
     }
 }
 
-/// [`offer_range`] for a range of at most one batch per unit, taken into `floats` (the entries
+/// [`offer_range()`] for a range of at most one batch per unit, taken into `floats` (the entries
 /// whose bit is set in `valid` are real): the batch primes the threshold (unless it all fits the
 /// buffer) and is offered from the same registers, so the range is read once and no offer loop
 /// or meeting is needed.
@@ -376,7 +378,7 @@ fn take_batch<F: Float, N: Size>(
 /// The sorted top-k of each row, one cube of `units` units per row (rows beyond `num_rows`
 /// exit). `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the
 /// product of the dimensions after `dim`. `single_batch`: rows are at most one batch per unit
-/// (see [`offer_range`]).
+/// (see [`offer_range()`]).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn streaming_kernel<F: Float, I: Int, N: Size>(

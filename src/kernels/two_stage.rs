@@ -1,9 +1,9 @@
 //! Two-stage top-k, for long rows at small batch: a single row uses the whole GPU.
 //!
-//! Stage 1 ([`tile_candidates_kernel`]) splits each row into tiles of `tile_width` elements, one
+//! Stage 1 ([`tile_candidates_kernel()`]) splits each row into tiles of `tile_width` elements, one
 //! cube per tile, and writes each tile's exact top-k sorted best first (padded when the tile is
 //! shorter than k) as keys and indices. Stage 2, a second launch with one cube per row, merges a
-//! row's tile lists into the sorted top-k ([`merge_candidates_kernel`]): in shared memory when
+//! row's tile lists into the sorted top-k ([`merge_candidates_kernel()`]): in shared memory when
 //! they all fit there (the entries above a bound read off the sorted lists, sorted in planes, or
 //! a pairwise merge with one barrier per halving of the list count), else streamed through a
 //! candidate buffer. The union of the tiles' top-k holds the row's top-k, and the
@@ -23,16 +23,16 @@ pub fn merge_scan_words(units: usize) -> usize {
     units / 4 + 1
 }
 
-/// The most lists whose bound [`merge_candidates_kernel`] computes by ranking (each of `lists - 1`
+/// The most lists whose bound [`merge_candidates_kernel()`] computes by ranking (each of `lists - 1`
 /// units compares its entry with the others').
 const BOUND_LISTS: usize = 64;
 
 /// Stage 1: the top-k of each tile, into `candidate_keys` / `candidate_indices` (k words per
 /// tile, tiles of a row consecutive), sorted best first when `sorted` (for the pairwise merge of
-/// [`merge_candidates_kernel`]). Launched with one cube per tile (extra cubes exit). With
+/// [`merge_candidates_kernel()`]). Launched with one cube per tile (extra cubes exit). With
 /// `single_batch` (a tile is at most one batch of the cube) the tile is loaded once into
 /// registers, primes the threshold and is offered once; otherwise it is streamed like a row (see
-/// [`offer_range`]).
+/// [`offer_range()`]).
 #[cube(launch_unchecked)]
 // `kept` and `by_rank` are declared before the comptime branch that sets them.
 #[allow(clippy::too_many_arguments, unused_assignments)]
@@ -112,9 +112,9 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
 /// row's lists `lists × k` apart). One cube per row.
 ///
 /// With `pairwise` (the lists are sorted and fit shared memory twice: `lists × k ≤ capacity`),
-/// at most [`BOUND_LISTS`] + 1 lists holding more than two entries per unit first give a lower
+/// at most `BOUND_LISTS` + 1 lists holding more than two entries per unit first give a lower
 /// bound of the row's k-th best, and when the entries at or above it fit one per unit they are
-/// sorted in planes ([`sort_in_planes`]) and the first k written. Otherwise the lists are merged
+/// sorted in planes ([`sort_in_planes()`]) and the first k written. Otherwise the lists are merged
 /// pairwise, keeping the best k of each pair, until one is left: each entry finds its place in
 /// the merged pair from its own place plus the entries of the other list that go before it (a binary search; entries of the first list go first among equals, so equal
 /// paddings merge like any others), and moves to the other half of the shared buffer. One

@@ -65,7 +65,7 @@ pub fn wide_div_ceil(a_hi: u32, a_lo: u32, divisor: u32) -> u32 {
 }
 
 /// Cube-wide exclusive prefix sum of one 64-bit value per unit, in
-/// [`linear_unit`](crate::kernels::primitives::linear_unit) order: `(prefix_hi, prefix_lo,
+/// [`linear_unit`](fn@crate::kernels::primitives::linear_unit) order: `(prefix_hi, prefix_lo,
 /// total_hi, total_lo)`. Every unit of the cube must call it; `scratch` needs
 /// `3 * (CUBE_DIM / PLANE_DIM + 1)` words.
 ///

@@ -1,5 +1,5 @@
 //! Sampling on the host, for any Burn backend: reads the rows back, filters them with the f64
-//! [`reference`](super::reference), and draws with the host Philox. What `NdArray` uses; on a
+//! [`reference`](mod@reference), and draws with the host Philox. What `NdArray` uses; on a
 //! device backend it is correct but slow (a read-back per call).
 
 use super::SamplingError;

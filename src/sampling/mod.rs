@@ -3,7 +3,7 @@
 //!
 //! Logits `[batch, vocab]` in, one token id per row out, with no read-back to the host. Other
 //! backends (NdArray) use the host [`fallback`]. The exact semantics are on [`SamplingParams`]; the
-//! definition every backend is tested against is [`reference`].
+//! definition every backend is tested against is [`reference`](mod@reference).
 //!
 //! ## Launches on CubeCL backends
 //! Two device paths, which give the same token for the same seed (tests compare them row by row):
