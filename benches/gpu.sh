@@ -15,6 +15,8 @@
 #   bash benches/gpu.sh sampling   # sampling bench + torch's composition
 #   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
 #   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
+#   bash benches/gpu.sh regs       # registers, stack and spills (ptxas -v) of every kernel one
+#                                  # bench call compiles (SHAPE B:V:K, STRATEGY, BENCH)
 #                                  # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
 #   bash benches/gpu.sh pack       # all logs into $OUT/logs.tgz (the device tool returns 8 files)
 #
@@ -149,6 +151,17 @@ for r in rows[h + 1:]:
     if len(r) > samples:
         print(r[0][-5:], r[samples], r[executed], r[source][:70])
 PY
+    ;;
+  regs)
+    # CubeCL's compilation log holds each kernel's CUDA source and parameters; nvcc compiles
+    # each source again with ptxas -v (the 64-register cap of a 1024-unit cube is where spills
+    # start).
+    rm -f /tmp/cubecl-regs.log
+    CUBECL_DEBUG_LOG=/tmp/cubecl-regs.log timeout 120 "${BENCH:-.gpu/bench-topk}" --bench \
+      --strategies "${STRATEGY:-streaming}" --shapes "${SHAPE:-64:131072:1024}" > /dev/null 2>&1
+    echo "regs $SHAPE ${BENCH:-} rc=$?" >> "$summary"
+    python3 benches/kernel_regs.py /tmp/cubecl-regs.log "${NVCC:-/usr/local/cuda/bin/nvcc}" \
+      >> "$OUT/regs.txt" 2>&1
     ;;
   pack)
     # The device tool brings back at most 8 files: everything in one archive, the summary and
