@@ -9,7 +9,7 @@
 //!    index order.
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
-use crate::kernels::candidates::{Candidates, write_result, write_top_k_of_entries};
+use crate::kernels::candidates::{Candidates, beats, write_result, write_top_k_of_entries};
 use crate::kernels::primitives::{
     cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, order_key, row_offset,
 };
@@ -513,7 +513,7 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
                 for j in from..to {
                     let other_key = list_keys[list + j];
                     let other_index = list_indices[list + j];
-                    if other_key > key || (other_key == key && other_index < index) {
+                    if beats(other_key, other_index, key, index) {
                         beaten += 1u32;
                     }
                 }
