@@ -159,7 +159,7 @@ PY
     rm -f /tmp/cubecl-regs.log
     CUBECL_DEBUG_LOG=/tmp/cubecl-regs.log timeout 120 "${BENCH:-.gpu/bench-topk}" --bench \
       --strategies "${STRATEGY:-streaming}" --shapes "${SHAPE:-64:131072:1024}" > /dev/null 2>&1
-    echo "regs $SHAPE ${BENCH:-} rc=$?" >> "$summary"
+    echo "regs ${SHAPE:-64:131072:1024} ${BENCH:-.gpu/bench-topk} rc=$?" >> "$summary"
     python3 benches/kernel_regs.py /tmp/cubecl-regs.log "${NVCC:-/usr/local/cuda/bin/nvcc}" \
       >> "$OUT/regs.txt" 2>&1
     ;;
