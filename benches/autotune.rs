@@ -9,7 +9,7 @@
 //!   compilation of kernels no earlier shape needed);
 //! - every candidate's median device time over 15 samples after 3 warm-up runs, on the same
 //!   input, each sample [`runs_per_sample`](burn_topk::autotune::runs_per_sample) back-to-back
-//!   runs, sized from one synchronised run (the tuner's own method, with more samples), `-`
+//!   runs, sized from a few back-to-back runs (the tuner's own method, with more samples), `-`
 //!   where the candidate does not fit;
 //! - the pick, its time, the best candidate and the pick's distance from it;
 //! - the best candidate by CubeCL's own score of the same samples (0.8 × min + 0.2 × median,
@@ -58,9 +58,11 @@ fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> 
     }
     <B as burn::tensor::backend::Backend>::sync(device).unwrap();
     let start = Instant::now();
-    let _ = input.clone().top_k_with(k, 1, options);
+    for _ in 0..autotune::PROBE_RUNS {
+        let _ = input.clone().top_k_with(k, 1, options);
+    }
     <B as burn::tensor::backend::Backend>::sync(device).unwrap();
-    let runs = autotune::runs_per_sample(start.elapsed());
+    let runs = autotune::runs_per_sample(start.elapsed() / autotune::PROBE_RUNS);
     let samples = (0..SAMPLES)
         .map(|_| {
             let input = input.clone();

@@ -26,8 +26,9 @@
 //!   of the candidates' names).
 //! - **Cost**: the first call with a new key times every remaining candidate on the call's own
 //!   input (CubeCL's 3 warm-up and 10 timed samples, each of [`runs_per_sample`] back-to-back
-//!   runs so that jitter averages out: about a millisecond, sized from one synchronised run of
-//!   the first candidate before tuning starts), tens of milliseconds on the H100, plus the NVRTC
+//!   runs so that jitter averages out: about a millisecond, sized from [`PROBE_RUNS`]
+//!   back-to-back runs of the first candidate before tuning starts), about a tenth of a second
+//!   on the H100, plus the NVRTC
 //!   compilation of kernels no earlier call needed: 1–2.4 s per candidate on the H200 (0.3–0.5 s
 //!   with CubeCL's compilation cache filled by an earlier process), paid by the first key of each
 //!   dtype and k range (the kernels' compile-time parameters follow ranges of k, not k itself);
@@ -178,10 +179,16 @@ const SAMPLE_TIME: Duration = Duration::from_millis(1);
 /// Runs per sample for a key whose run time was not measured (a stale disk cache entry).
 const DEFAULT_SAMPLE_RUNS: usize = 8;
 
-/// Top-k runs per timed sample, given how long one run took (launch to finish, as a host
-/// measures it): enough runs to fill about a millisecond, 1 to 32. On the H100 a ~20 µs top-k
-/// gets ~25 runs; on a software adapter such as lavapipe, where one run takes milliseconds, a
-/// sample is a single run, so tuning there costs the candidates' compilation and little more.
+/// Back-to-back runs timed, with one synchronisation at the end, to size a key's samples: a
+/// single synchronised run also counts the wait for the device (on the H200 a 20 µs top-k read
+/// 130–170 µs that way, so "1 ms" samples held 6–8 runs and lasted a quarter of that).
+pub const PROBE_RUNS: u32 = 4;
+
+/// Top-k runs per timed sample, given how long one run takes (the time of [`PROBE_RUNS`]
+/// back-to-back runs and one synchronisation, divided by [`PROBE_RUNS`]): enough runs to fill
+/// about a millisecond, 1 to 32. On the H100 a ~20 µs top-k gets 32 runs; on a software adapter
+/// such as lavapipe, where one run takes milliseconds, a sample is a single run, so tuning there
+/// costs the candidates' compilation and little more.
 pub fn runs_per_sample(one_run: Duration) -> usize {
     let runs = SAMPLE_TIME.as_secs_f64() / one_run.as_secs_f64().max(1e-9);
     (runs.ceil() as usize).clamp(1, 32)
@@ -360,14 +367,16 @@ fn measure_sample_runs<R: CubeRuntime>(
         .map_or(Strategy::RadixSelect, |c| c.strategy);
     let (tensor, k, dim, largest, index_dtype) = inputs.clone();
     let client = tensor.client.clone();
-    let once = || {
-        let ok = run(tensor.clone(), k, dim, strategy, largest, index_dtype).is_ok();
+    // `times` back-to-back runs and one synchronisation; false if any failed.
+    let runs_then_sync = |times: u32| {
+        let ok =
+            (0..times).all(|_| run(tensor.clone(), k, dim, strategy, largest, index_dtype).is_ok());
         ok && cubecl::future::block_on(client.sync()).is_ok()
     };
-    let runs = if once() {
+    let runs = if runs_then_sync(1) {
         let start = Instant::now();
-        if once() {
-            runs_per_sample(start.elapsed())
+        if runs_then_sync(PROBE_RUNS) {
+            runs_per_sample(start.elapsed() / PROBE_RUNS)
         } else {
             1
         }
