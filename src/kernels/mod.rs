@@ -2,6 +2,7 @@
 //! and written for any plane size (8 on lavapipe, 32 on NVIDIA, 64 on AMD).
 
 pub mod candidates;
+pub mod greedy;
 pub mod philox;
 pub mod primitives;
 pub mod radix_select;

@@ -1,8 +1,9 @@
 //! Host side of the sampling kernels: [`crate::kernels::sampling`] (one launch per call, one cube
-//! per row; greedy calls run only its first pass), and the fast path for calls with a top-k of at
-//! most [`STREAMING_MAX_K`]: the crate's top-k, then [`crate::kernels::sampling_candidates`] on
-//! the candidates.
+//! per row), the fast path for calls with a top-k of at most [`STREAMING_MAX_K`] (the crate's
+//! top-k, then [`crate::kernels::sampling_candidates`] on the candidates), and greedy decoding
+//! ([`crate::kernels::greedy`], one read of each row).
 
+use crate::kernels::greedy::greedy_kernel;
 use crate::kernels::sampling::{
     DRAW_BINS, OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P,
     PER_ROW_SEED, PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
@@ -86,6 +87,10 @@ pub(crate) fn launch<R: CubeRuntime>(
         Some(_) => Produced::Filtered(filtered.clone()),
     };
     if rows == 0 {
+        return produced;
+    }
+    if greedy_only(&per_row, scalars, output) {
+        launch_greedy(input, int_dtype, tokens, valid);
         return produced;
     }
     if let Some(kept) = fast_path_k(&input, &per_row, scalars, output) {
@@ -231,11 +236,68 @@ fn launch_kernel<R: CubeRuntime>(
 /// Vector loads in flight per unit in the candidate kernel's read of the whole row.
 const ROW_PASS_VECTORS: u32 = 4;
 
+/// Whether the call is greedy decoding with nothing given per row: tokens from logits at a batch
+/// temperature of 0. Every filter then keeps the argmax, and with no per-row parameter no row can
+/// be invalid for its parameters, so [`greedy_kernel`] gives the token and the validity alone.
+fn greedy_only<R: CubeRuntime>(
+    per_row: &PerRowTensors<R>,
+    scalars: &ScalarParams,
+    output: Option<FilterOutput>,
+) -> bool {
+    let PerRowTensors {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        seed,
+    } = per_row;
+    output.is_none()
+        && scalars.source == Source::Logits
+        && scalars.temperature == 0.0
+        && [temperature, top_k, top_p, min_p, seed]
+            .iter()
+            .all(|t| t.is_none())
+}
+
+/// Vector loads in flight per unit in the greedy kernel's read of the row.
+const GREEDY_VECTORS: usize = 4;
+
+/// Greedy decoding: one cube per row, [`greedy_kernel`].
+fn launch_greedy<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    int_dtype: DType,
+    tokens: CubeTensor<R>,
+    valid: CubeTensor<R>,
+) {
+    let client = input.client.clone();
+    let rows = input.shape()[0];
+    let cube_dim = cube_units(&client.properties().hardware, rows, true);
+    let width = vector_width(&input, 1);
+    let dtypes = [input.dtype.into(), int_dtype.into()];
+    // SAFETY: the kernel bounds every load by the row length and writes one token per row.
+    unsafe {
+        greedy_kernel::launch_unchecked::<R>(
+            &client,
+            cube_grid(rows),
+            CubeDim::new_1d(cube_dim as u32),
+            width,
+            input.into_tensor_arg(),
+            tokens.into_tensor_arg(),
+            valid.into_tensor_arg(),
+            rows,
+            cube_dim,
+            GREEDY_VECTORS,
+            dtypes,
+        )
+    };
+}
+
 /// The k of the fast path for this call, or `None` where the one-launch kernel runs: token
 /// sampling (not the filters) with a batch top-k whose k, cut to the vocabulary, is at most
 /// [`STREAMING_MAX_K`]. Per-row k tensors take the one-launch kernel (their largest k is not known
-/// on the host without a read-back), and so does greedy decoding from logits: its first pass is
-/// the argmax, one launch and one read instead of a top-k and a candidate kernel.
+/// on the host without a read-back), and so does greedy decoding from logits with other per-row
+/// parameters (a row's parameters may make it invalid): its first pass is the argmax, one launch
+/// and one read instead of a top-k and a candidate kernel.
 fn fast_path_k<R: CubeRuntime>(
     input: &CubeTensor<R>,
     per_row: &PerRowTensors<R>,

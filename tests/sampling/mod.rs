@@ -808,8 +808,8 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
                     assert_eq!(fast, one_launch, "{mode}, {name}, vocab {vocab}, k {k}");
                 }
             }
-            // Greedy (the one-launch kernel's first pass) against top-k 1 (the fast path with one
-            // candidate) and against per-row zero temperatures (the one-launch kernel's full path).
+            // Greedy (the greedy kernel) against top-k 1 (the fast path with one candidate) and
+            // against per-row zero temperatures (the one-launch kernel's first pass).
             let greedy = tokens_and_validity::<B>(&values, rows, &SamplingParams::greedy(), device);
             let top_1 =
                 tokens_and_validity::<B>(&values, rows, &SamplingParams::new().top_k(1), device);
@@ -841,6 +841,7 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
     for params in [
         SamplingParams::new().top_k(40).top_p(0.2).joint().seed(9),
         SamplingParams::new().top_k(7).min_p(0.3).seed(10),
+        SamplingParams::greedy(),
     ] {
         let fast = to_vec_i64(transposed().sample(&params));
         let contiguous = tokens_and_validity::<B>(&values, rows, &params, device).0;

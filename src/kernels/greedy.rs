@@ -1,0 +1,91 @@
+//! Greedy decoding: each row's argmax in the crate's order (NaN first, then +inf, −0.0 = +0.0,
+//! ties to the smaller index), one read of the row with vector loads.
+//!
+//! The same token and validity as the first pass of
+//! [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) at temperature 0, without
+//! its per-row parameters, scalar loads and inlined filter passes: greedy decoding is a pure
+//! read, and this kernel keeps `vectors_per_unit` vector loads in flight per unit.
+
+use crate::kernels::primitives::{load_vectors, linear_unit, order_key};
+use crate::kernels::sampling::{KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, cube_max_i32};
+use cubecl::prelude::*;
+
+/// One token per row of `input` (`[rows, vocab]`): the index of the row's largest element in
+/// the crate's order, and whether that element is finite (a row holding a NaN or +inf, or no
+/// finite value, is invalid and gives the NaN's, the +inf's or the first −inf's index).
+///
+/// One cube of `cube_dim` units per row; each unit reads `vectors_per_unit` vectors per step,
+/// all issued before any is used.
+#[cube(launch_unchecked)]
+pub fn greedy_kernel<F: Float, I: Int, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    tokens: &mut Tensor<I>,
+    valid: &mut Tensor<I>,
+    num_rows: usize,
+    #[comptime] cube_dim: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row >= num_rows {
+        terminate!();
+    }
+    let width = input.vector_size();
+    let vocab = input.shape(1);
+    let stride = input.stride(1);
+    let base = row * input.stride(0);
+    let unit = linear_unit();
+    let mut reduce = SharedMemory::<i32>::new(cube_dim + 1usize);
+
+    // A unit visits its indices in increasing order, so a strictly larger key is the only
+    // change: among equal keys the first (smallest index) stays. Key 0 is below every value's.
+    let mut best_key = 0u32;
+    let mut best_index = 0u32;
+    let mut loaded = Array::<Vector<F, N>>::new(vectors_per_unit);
+    let mut start = 0usize;
+    while start < vocab {
+        load_vectors::<F, N>(
+            input,
+            &mut loaded,
+            base,
+            stride,
+            start,
+            vocab,
+            cube_dim,
+            vectors_per_unit,
+        );
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let first = start + (v * cube_dim + unit) * width;
+            if first < vocab {
+                let vector = loaded[v];
+                #[unroll]
+                for lane in 0..width {
+                    let key = order_key::<F>(vector[lane], true);
+                    let better = key > best_key;
+                    best_key = select(better, key, best_key);
+                    best_index = select(better, (first + lane) as u32, best_index);
+                }
+            }
+        }
+        start += cube_dim * vectors_per_unit * width;
+    }
+
+    // Keys are compared as i32 with the top bit flipped (lavapipe's `plane_max` on u32 is
+    // signed); the smallest index among the units holding the top key, as a maximum of −index.
+    let top_key = u32::reinterpret(cube_max_i32(
+        i32::reinterpret(best_key ^ KEY_ZERO),
+        &mut reduce,
+    )) ^ KEY_ZERO;
+    let candidate = select(
+        best_key == top_key,
+        0i32 - i32::reinterpret(best_index),
+        -2_147_483_647i32,
+    );
+    let argmax = u32::reinterpret(0i32 - cube_max_i32(candidate, &mut reduce));
+    if UNIT_POS == 0 {
+        let finite = top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
+        tokens[row] = I::cast_from(argmax);
+        valid[row] = I::cast_from(select(finite, 1u32, 0u32));
+    }
+}
