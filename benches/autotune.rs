@@ -8,9 +8,10 @@
 //! - tune ms: the wall time of the first `Auto` call with a new key (tuning, including the
 //!   compilation of kernels no earlier shape needed);
 //! - every candidate's median device time over 15 samples after 3 warm-up runs, on the same
-//!   input, each sample [`runs_per_sample`](burn_topk::autotune::runs_per_sample) back-to-back
-//!   runs, sized from a few back-to-back runs (the tuner's own method, with more samples), `-`
-//!   where the candidate does not fit;
+//!   input, the samples taken in rounds over the candidates, each sample
+//!   [`runs_per_sample`](burn_topk::autotune::runs_per_sample) back-to-back runs, sized from a
+//!   few back-to-back runs (the tuner's own method, with more samples), `-` where the candidate
+//!   does not fit;
 //! - the pick, its time, the best candidate and the pick's distance from it;
 //! - the best candidate by CubeCL's own score of the same samples (0.8 × min + 0.2 × median,
 //!   inflated by the samples' coefficient of variation: what the tuner ranks by) and the pick's
@@ -49,35 +50,62 @@ fn tuner_score(samples: &[f64]) -> f64 {
     (0.8 * min + 0.2 * median(samples.to_vec())) * (1.0 + variance.sqrt() / mean)
 }
 
-/// The GPU time of one top-k with `strategy`; `None` when it does not fit.
-fn time(device: &Device, input: &Tensor<B, 2>, k: usize, strategy: Strategy) -> Option<Timing> {
-    let options = TopKOptions::largest().with_strategy(strategy);
-    input.clone().try_top_k_with(k, 1, options).ok()?;
-    for _ in 0..2 {
+/// The GPU time of one top-k with each strategy; `None` where it does not fit. The samples are
+/// taken in rounds, one per candidate per round, so that a drift of the machine (the host's
+/// launch speed moves by 10–25 % between minutes on the H200) weighs on every candidate alike.
+fn time_all(
+    device: &Device,
+    input: &Tensor<B, 2>,
+    k: usize,
+    strategies: &[Strategy],
+) -> Vec<Option<Timing>> {
+    let call = |options: TopKOptions| {
         let _ = input.clone().top_k_with(k, 1, options);
-    }
-    <B as burn::tensor::backend::Backend>::sync(device).unwrap();
-    let start = Instant::now();
-    for _ in 0..autotune::PROBE_RUNS {
-        let _ = input.clone().top_k_with(k, 1, options);
-    }
-    <B as burn::tensor::backend::Backend>::sync(device).unwrap();
-    let runs = autotune::runs_per_sample(start.elapsed() / autotune::PROBE_RUNS);
-    let samples = (0..SAMPLES)
-        .map(|_| {
-            let input = input.clone();
-            let all = profile(device, move || {
-                for _ in 0..runs {
-                    let _ = input.clone().top_k_with(k, 1, options);
-                }
-            });
-            all / runs as f64
+    };
+    // Warm-up, then runs per sample from a few back-to-back runs (the tuner's method).
+    let runs: Vec<Option<(TopKOptions, usize)>> = strategies
+        .iter()
+        .map(|&strategy| {
+            let options = TopKOptions::largest().with_strategy(strategy);
+            input.clone().try_top_k_with(k, 1, options).ok()?;
+            for _ in 0..2 {
+                call(options);
+            }
+            <B as burn::tensor::backend::Backend>::sync(device).unwrap();
+            let start = Instant::now();
+            for _ in 0..autotune::PROBE_RUNS {
+                call(options);
+            }
+            <B as burn::tensor::backend::Backend>::sync(device).unwrap();
+            Some((
+                options,
+                autotune::runs_per_sample(start.elapsed() / autotune::PROBE_RUNS),
+            ))
         })
-        .collect::<Vec<f64>>();
-    Some(Timing {
-        median: median(samples.clone()),
-        score: tuner_score(&samples),
-    })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(SAMPLES); strategies.len()];
+    for _ in 0..SAMPLES {
+        for (i, entry) in runs.iter().enumerate() {
+            if let Some((options, runs)) = *entry {
+                let input = input.clone();
+                let all = profile(device, move || {
+                    for _ in 0..runs {
+                        let _ = input.clone().top_k_with(k, 1, options);
+                    }
+                });
+                samples[i].push(all / runs as f64);
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|samples| {
+            (!samples.is_empty()).then(|| Timing {
+                median: median(samples.clone()),
+                score: tuner_score(&samples),
+            })
+        })
+        .collect()
 }
 
 fn remove_cache() {
@@ -196,10 +224,8 @@ fn main() {
                     let tune_ms = start.elapsed().as_secs_f64() * 1e3;
                     let shape = TuneShape::new(batch, vocab, k).with_dtype(dtype);
                     let pick = autotune::tuned_choice::<Rt>(&client, &device, &shape);
-                    let times: Vec<Option<Timing>> = candidates
-                        .iter()
-                        .map(|c| time(&device, &input, k, c.strategy))
-                        .collect();
+                    let strategies: Vec<Strategy> = candidates.iter().map(|c| c.strategy).collect();
+                    let times = time_all(&device, &input, k, &strategies);
                     // The fastest candidate by a statistic of the timings.
                     let fastest = |by: fn(&Timing) -> f64| {
                         times

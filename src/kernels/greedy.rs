@@ -6,7 +6,7 @@
 //! its per-row parameters, scalar loads and inlined filter passes: greedy decoding is a pure
 //! read, and this kernel keeps `vectors_per_unit` vector loads in flight per unit.
 
-use crate::kernels::primitives::{load_vectors, linear_unit, order_key};
+use crate::kernels::primitives::{linear_unit, load_vectors, order_key};
 use crate::kernels::sampling::{KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, cube_max_i32};
 use cubecl::prelude::*;
 
