@@ -19,10 +19,12 @@
 //!    fixed-point mass of the whole row: one extra read of the row with vector loads, several in
 //!    flight per unit, folded into this kernel;
 //! 4. the draw walks the survivors in `sampling_kernel`'s order (class: index mod 256, then
-//!    index): a radix select by mass over the position key `(index mod 256) << 24 | index >> 8`,
-//!    8 bits per pass, with 64-bit fixed-point histograms of the survivors' weights; passes over
-//!    bytes that are zero for every index of the row are skipped (two passes for vocabularies up to
-//!    65 536, three up to 2^24).
+//!    index), i.e. by the position key `(index mod 256) << 24 | index >> 8`. With one candidate
+//!    per unit (k up to the cube size), every unit sums the weights of the survivors before its
+//!    own, one barrier; otherwise a radix select by mass over the position key, 8 bits per pass,
+//!    with 64-bit fixed-point histograms of the survivors' weights; passes over bytes that are zero
+//!    for every index of the row are skipped (two passes for vocabularies up to 65 536, three up
+//!    to 2^24).
 
 use crate::kernels::philox::philox_first_word;
 use crate::kernels::primitives::{linear_unit, order_key};
@@ -103,6 +105,56 @@ fn row_pass<F: Float, N: Size>(
         start += units * vectors_per_unit * width;
     }
     (negative, hi, lo)
+}
+
+/// The draw when each unit holds at most one candidate (`weight`, 0 if none or filtered out, at
+/// the position key `position`): every unit sums the survivors' weights, in all and over those of
+/// smaller position key, so it knows its own mass interval in the draw order, and the unit whose
+/// interval holds the draw writes the token. One barrier instead of a radix pass's five, and the
+/// same token: `r = floor(random × total / 2^32)` falls in exactly one survivor's interval.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn draw_one_per_unit<I: Int>(
+    weight: u32,
+    position: u32,
+    random: u32,
+    kept: u32,
+    row: usize,
+    tokens: &mut Tensor<I>,
+    valid: &mut Tensor<I>,
+    scratch: &mut SharedMemory<u32>,
+    #[comptime] cube_dim: u32,
+) {
+    let unit = linear_unit();
+    sync_cube();
+    scratch[unit] = position;
+    scratch[cube_dim as usize + unit] = weight;
+    sync_cube();
+    let mut total_hi = 0u32;
+    let mut total_lo = 0u32;
+    let mut before_hi = 0u32;
+    let mut before_lo = 0u32;
+    for i in 0..kept as usize {
+        let w = scratch[cube_dim as usize + i];
+        let (h, l) = wide_add(total_hi, total_lo, 0u32, w);
+        total_hi = h;
+        total_lo = l;
+        let earlier = select(scratch[i] < position, w, 0u32);
+        let (h, l) = wide_add(before_hi, before_lo, 0u32, earlier);
+        before_hi = h;
+        before_lo = l;
+    }
+    // r = floor(random * total / 2^32), as in `sampling_kernel`.
+    let (scaled_hi, scaled_lo) = wide_mul(random, total_hi);
+    let (r_hi, r_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(total_lo));
+    let (end_hi, end_lo) = wide_add(before_hi, before_lo, 0u32, weight);
+    if weight > 0u32
+        && wide_ge(r_hi, r_lo, before_hi, before_lo)
+        && !wide_ge(r_hi, r_lo, end_hi, end_lo)
+    {
+        tokens[row] = I::cast_from((position << 8u32) | (position >> 24u32));
+        valid[row] = I::cast_from(1u32);
+    }
 }
 
 /// Samples one token per row from its sorted top-k candidates (`values`, `indices`: `[rows,
@@ -309,7 +361,7 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         weights[t as usize] = select(keep, weights[t as usize], 0u32);
     }
 
-    // 4. The draw, by radix select on the position key, weighted by the survivors' mass.
+    // 4. The draw.
     let random = philox_first_word(
         offset_lo,
         offset_hi,
@@ -318,6 +370,21 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         params.key0,
         params.key1,
     );
+    if comptime!(per_unit == 1u32) {
+        draw_one_per_unit(
+            weights[0usize],
+            positions[0usize],
+            random,
+            kept,
+            row,
+            tokens,
+            valid,
+            &mut scratch,
+            cube_dim,
+        );
+        terminate!();
+    }
+    // By radix select on the position key, weighted by the survivors' mass.
     let top_position = ((vocab - 1usize) >> 8usize) as u32;
     let mut prefix = 0u32;
     let mut mask = 0u32;
