@@ -382,71 +382,71 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
             &mut scratch,
             cube_dim,
         );
-        terminate!();
-    }
-    // By radix select on the position key, weighted by the survivors' mass.
-    let top_position = ((vocab - 1usize) >> 8usize) as u32;
-    let mut prefix = 0u32;
-    let mut mask = 0u32;
-    let mut rem_hi = 0u32;
-    let mut rem_lo = 0u32;
-    for pass in 0u32..4u32 {
-        let shift = 24u32 - 8u32 * pass;
-        if pass == 0u32 || (top_position >> shift) != 0u32 {
-            if unit < DRAW_BINS {
-                mass_lo[unit].store(0u32);
-                mass_hi[unit].store(0u32);
-            }
-            sync_cube();
-            #[unroll]
-            for t in 0..per_unit {
-                let weight = weights[t as usize];
-                let position = positions[t as usize];
-                if weight > 0u32 && (position & mask) == prefix {
-                    let digit = ((position >> shift) & 0xFFu32) as usize;
-                    let old = mass_lo[digit].fetch_add(weight);
-                    // The low word wrapped: carry into the high word.
-                    if weight > 0xFFFF_FFFFu32 - old {
-                        mass_hi[digit].fetch_add(1u32);
+    } else {
+        // By radix select on the position key, weighted by the survivors' mass.
+        let top_position = ((vocab - 1usize) >> 8usize) as u32;
+        let mut prefix = 0u32;
+        let mut mask = 0u32;
+        let mut rem_hi = 0u32;
+        let mut rem_lo = 0u32;
+        for pass in 0u32..4u32 {
+            let shift = 24u32 - 8u32 * pass;
+            if pass == 0u32 || (top_position >> shift) != 0u32 {
+                if unit < DRAW_BINS {
+                    mass_lo[unit].store(0u32);
+                    mass_hi[unit].store(0u32);
+                }
+                sync_cube();
+                #[unroll]
+                for t in 0..per_unit {
+                    let weight = weights[t as usize];
+                    let position = positions[t as usize];
+                    if weight > 0u32 && (position & mask) == prefix {
+                        let digit = ((position >> shift) & 0xFFu32) as usize;
+                        let old = mass_lo[digit].fetch_add(weight);
+                        // The low word wrapped: carry into the high word.
+                        if weight > 0xFFFF_FFFFu32 - old {
+                            mass_hi[digit].fetch_add(1u32);
+                        }
                     }
                 }
+                sync_cube();
+                let mut bin_hi = 0u32;
+                let mut bin_lo = 0u32;
+                if unit < DRAW_BINS {
+                    bin_hi = mass_hi[unit].load();
+                    bin_lo = mass_lo[unit].load();
+                }
+                let (at_hi, at_lo, sum_hi, sum_lo) =
+                    cube_exclusive_sum_wide(bin_hi, bin_lo, &mut scratch);
+                if pass == 0u32 {
+                    // r = floor(random * total / 2^32), as in `sampling_kernel`.
+                    let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
+                    let (draw_hi, draw_lo) =
+                        wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
+                    rem_hi = draw_hi;
+                    rem_lo = draw_lo;
+                }
+                let (end_hi, end_lo) = wide_add(at_hi, at_lo, bin_hi, bin_lo);
+                if unit < DRAW_BINS
+                    && wide_ge(rem_hi, rem_lo, at_hi, at_lo)
+                    && !wide_ge(rem_hi, rem_lo, end_hi, end_lo)
+                {
+                    decision[DIGIT] = unit as u32;
+                    let (left_hi, left_lo) = wide_sub(rem_hi, rem_lo, at_hi, at_lo);
+                    decision[REM_HI] = left_hi;
+                    decision[REM_LO] = left_lo;
+                }
+                sync_cube();
+                prefix |= decision[DIGIT] << shift;
+                mask |= 0xFFu32 << shift;
+                rem_hi = decision[REM_HI];
+                rem_lo = decision[REM_LO];
             }
-            sync_cube();
-            let mut bin_hi = 0u32;
-            let mut bin_lo = 0u32;
-            if unit < DRAW_BINS {
-                bin_hi = mass_hi[unit].load();
-                bin_lo = mass_lo[unit].load();
-            }
-            let (at_hi, at_lo, sum_hi, sum_lo) =
-                cube_exclusive_sum_wide(bin_hi, bin_lo, &mut scratch);
-            if pass == 0u32 {
-                // r = floor(random * total / 2^32), as in `sampling_kernel`.
-                let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
-                let (draw_hi, draw_lo) =
-                    wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
-                rem_hi = draw_hi;
-                rem_lo = draw_lo;
-            }
-            let (end_hi, end_lo) = wide_add(at_hi, at_lo, bin_hi, bin_lo);
-            if unit < DRAW_BINS
-                && wide_ge(rem_hi, rem_lo, at_hi, at_lo)
-                && !wide_ge(rem_hi, rem_lo, end_hi, end_lo)
-            {
-                decision[DIGIT] = unit as u32;
-                let (left_hi, left_lo) = wide_sub(rem_hi, rem_lo, at_hi, at_lo);
-                decision[REM_HI] = left_hi;
-                decision[REM_LO] = left_lo;
-            }
-            sync_cube();
-            prefix |= decision[DIGIT] << shift;
-            mask |= 0xFFu32 << shift;
-            rem_hi = decision[REM_HI];
-            rem_lo = decision[REM_LO];
         }
-    }
-    if UNIT_POS == 0 {
-        tokens[row] = I::cast_from(((prefix & 0x00FF_FFFFu32) << 8u32) | (prefix >> 24u32));
-        valid[row] = I::cast_from(1u32);
+        if UNIT_POS == 0 {
+            tokens[row] = I::cast_from(((prefix & 0x00FF_FFFFu32) << 8u32) | (prefix >> 24u32));
+            valid[row] = I::cast_from(1u32);
+        }
     }
 }

@@ -6,12 +6,13 @@
 //! definition every backend is tested against is [`reference`](mod@reference).
 //!
 //! ## Launches on CubeCL backends
-//! Two device paths, which give the same token for the same seed (tests compare them row by row):
+//! Three device paths, which give the same token for the same seed (tests compare them row by row):
 //!
 //! | mode | path | launches |
 //! |---|---|---|
 //! | batch top-k with k (cut to the vocabulary) ≤ [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), alone or with temperature, top-p (sequential or joint), min-p, per-row temperature / p / min-p / seeds | top-k, then candidates | 2 (3 when the autotuned top-k is two-stage) |
-//! | greedy (batch temperature 0, logits) | the one-launch kernel's first pass (the argmax) | 1 |
+//! | greedy (batch temperature 0, logits, nothing per row) | the greedy kernel (the argmax) | 1 |
+//! | greedy with per-row parameters | the one-launch kernel's first pass (the argmax) | 1 |
 //! | no top-k (plain, top-p alone, min-p alone), per-row k tensor, k > 4096, the filter ops | one-launch kernel | 1 |
 //!
 //! - **Top-k, then candidates** (the fast path): the crate's own top-k
@@ -21,6 +22,10 @@
 //!   candidates and draws, one cube per row. Joint top-p (on the unrenormalised distribution) and
 //!   sampling from probabilities (which must check the row for negative values) read the row once
 //!   more inside that second launch, with vector loads.
+//! - **Greedy kernel** ([`crate::kernels::greedy`]): one cube per row reads the row once with
+//!   vector loads, four in flight per unit, and keeps the largest key and its index; the same
+//!   token and validity as the one-launch kernel's first pass, which greedy rows take when some
+//!   parameter is given per row (a row's own parameters may make it invalid).
 //! - **One-launch kernel** ([`crate::kernels::sampling`]): one cube per row does everything on the
 //!   whole row with radix-select passes, each unit keeping 8–16 loads in flight; while the rows
 //!   are fewer than the processors the cube is as large as the device allows (1024 units on
