@@ -152,7 +152,7 @@ fn draw_one_per_unit<I: Int>(
         && wide_ge(r_hi, r_lo, before_hi, before_lo)
         && !wide_ge(r_hi, r_lo, end_hi, end_lo)
     {
-        tokens[row] = I::cast_from((position << 8u32) | (position >> 24u32));
+        tokens[row] = I::cast_from(((position & 0x00FF_FFFFu32) << 8u32) | (position >> 24u32));
         valid[row] = I::cast_from(1u32);
     }
 }

@@ -116,6 +116,51 @@ fn exact_argmax<B: SamplingBackend>(device: &B::Device) {
     }
 }
 
+/// Greedy decoding of f16 and bf16 logits (where the device has them): the argmax of the rounded
+/// values, ties (many, after rounding) to the smaller index, −0.0 tied with +0.0, and rows with a
+/// NaN, all −inf or a +inf invalid with the NaN's, the first −inf's or the +inf's index.
+fn greedy_half<B: SamplingBackend>(device: &B::Device) {
+    use burn::tensor::DType;
+    let mut rng = rng(12);
+    for dtype in [DType::F16, DType::BF16] {
+        if !B::supports_dtype(device, dtype) {
+            println!("{dtype:?}: not supported on this device, skipped");
+            continue;
+        }
+        for (rows, vocab) in [(6usize, 4099usize), (5, 70_000)] {
+            let mut values = distinct_logits(&mut rng, rows * vocab, 2.0);
+            values[vocab + vocab / 3] = f32::NAN;
+            values[2 * vocab..3 * vocab].fill(f32::NEG_INFINITY);
+            values[3 * vocab + vocab - 2] = f32::INFINITY;
+            values[4 * vocab..5 * vocab].fill(-1.0);
+            values[4 * vocab + 7] = -0.0;
+            values[4 * vocab + 9] = 0.0;
+            let logits = matrix::<B>(&values, rows, device).cast(dtype);
+            let rounded: Vec<f32> = logits
+                .clone()
+                .cast(DType::F32)
+                .into_data()
+                .to_vec()
+                .unwrap();
+            let want: Vec<i64> = rounded
+                .chunks(vocab)
+                .map(|row| reference::argmax(&as_f64(row)) as i64)
+                .collect();
+            let (tokens, valid) = logits
+                .try_sample_with_validity(&SamplingParams::greedy())
+                .unwrap();
+            assert_eq!(to_vec_i64(tokens), want, "{dtype:?}, vocab {vocab}");
+            assert_eq!(
+                want[4], 7,
+                "{dtype:?}: -0.0 ties with +0.0, the smaller index wins"
+            );
+            let valid = to_vec_i64(valid.int());
+            assert_eq!(&valid[1..4], &[0, 0, 0], "{dtype:?}, invalid rows");
+            assert!(valid[0] == 1 && valid[4] == 1, "{dtype:?}, valid rows");
+        }
+    }
+}
+
 /// A filtered row compared with the reference: the survivor set exactly, values to rounding.
 fn check_filter<B: SamplingBackend>(
     values: &[f32],
@@ -882,6 +927,7 @@ fn sampling_fast_path_fused() {
 #[test]
 fn sampling_exact_fused() {
     exact_argmax::<Fused>(&gpu_device());
+    greedy_half::<Fused>(&gpu_device());
 }
 
 #[test]
