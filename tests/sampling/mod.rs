@@ -116,7 +116,7 @@ fn exact_argmax<B: SamplingBackend>(device: &B::Device) {
     }
 }
 
-/// Greedy decoding of f16 and bf16 logits (where the device has them): the argmax of the rounded
+/// Greedy decoding of f16 and bf16 logits (where the device has them): the argmax of the half
 /// values, ties (many, after rounding) to the smaller index, −0.0 tied with +0.0, and rows with a
 /// NaN, all −inf or a +inf invalid with the NaN's, the first −inf's or the +inf's index.
 fn greedy_half<B: SamplingBackend>(device: &B::Device) {
@@ -135,13 +135,24 @@ fn greedy_half<B: SamplingBackend>(device: &B::Device) {
             values[4 * vocab..5 * vocab].fill(-1.0);
             values[4 * vocab + 7] = -0.0;
             values[4 * vocab + 9] = 0.0;
-            let logits = matrix::<B>(&values, rows, device).cast(dtype);
-            let rounded: Vec<f32> = logits
-                .clone()
-                .cast(DType::F32)
-                .into_data()
-                .to_vec()
-                .unwrap();
+            // The half values made on the host, so the kernel and the reference see the same
+            // numbers whatever rounding the device's cast would use.
+            let (data, rounded): (TensorData, Vec<f32>) = match dtype {
+                DType::F16 => {
+                    let h: Vec<half::f16> =
+                        values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                    let r = h.iter().map(|v| v.to_f32()).collect();
+                    (TensorData::new(h, [rows, vocab]), r)
+                }
+                _ => {
+                    let h: Vec<half::bf16> =
+                        values.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                    let r = h.iter().map(|v| v.to_f32()).collect();
+                    (TensorData::new(h, [rows, vocab]), r)
+                }
+            };
+            let logits = Tensor::<B, 2>::from_data(data, (device, dtype));
+            assert_eq!(logits.dtype(), dtype);
             let want: Vec<i64> = rounded
                 .chunks(vocab)
                 .map(|row| reference::argmax(&as_f64(row)) as i64)
