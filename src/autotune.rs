@@ -28,11 +28,11 @@
 //!   input (CubeCL's 3 warm-up and 10 timed samples, each of [`runs_per_sample`] back-to-back
 //!   runs so that jitter averages out: about a millisecond, sized from [`PROBE_RUNS`]
 //!   back-to-back runs of the first candidate before tuning starts), about a tenth of a second
-//!   on the H100, plus the NVRTC
-//!   compilation of kernels no earlier call needed: 1–2.4 s per candidate on the H200 (0.3–0.5 s
-//!   with CubeCL's compilation cache filled by an earlier process), paid by the first key of each
-//!   dtype and k range (the kernels' compile-time parameters follow ranges of k, not k itself);
-//!   it is logged at `info` level with the winner. [`tune_ahead`] pays that cost up front.
+//!   on the H100, plus the NVRTC compilation of kernels no earlier call needed: 1–2.4 s per
+//!   candidate on the H200 (0.3–0.5 s with CubeCL's compilation cache filled by an earlier
+//!   process), paid by the first key of each dtype and k range (the kernels' compile-time
+//!   parameters follow ranges of k, not k itself); it is logged at `info` level with the winner.
+//!   [`tune_ahead`] pays that cost up front.
 
 use crate::backend::TopKBackend;
 use crate::error::TopKError;

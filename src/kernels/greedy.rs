@@ -10,7 +10,7 @@
 //! key of every element, which made the loop instruction-bound.
 
 use crate::kernels::primitives::{linear_unit, load_vectors, order_key};
-use crate::kernels::sampling::{KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, cube_max_i32};
+use crate::kernels::sampling::{KEY_NEG_INF, KEY_POS_INF, cube_argmax};
 use cubecl::prelude::*;
 
 /// One token per row of `input` (`[rows, vocab]`): the index of the row's largest element in
@@ -110,18 +110,7 @@ pub fn greedy_kernel<F: Float, I: Int, N: Size>(
         }
     }
 
-    // Keys are compared as i32 with the top bit flipped (lavapipe's `plane_max` on u32 is
-    // signed); the smallest index among the units holding the top key, as a maximum of −index.
-    let top_key = u32::reinterpret(cube_max_i32(
-        i32::reinterpret(best_key ^ KEY_ZERO),
-        &mut reduce,
-    )) ^ KEY_ZERO;
-    let candidate = select(
-        best_key == top_key,
-        0i32 - i32::reinterpret(best_index),
-        -2_147_483_647i32,
-    );
-    let argmax = u32::reinterpret(0i32 - cube_max_i32(candidate, &mut reduce));
+    let (top_key, argmax) = cube_argmax(best_key, best_index, &mut reduce);
     if UNIT_POS == 0 {
         let finite = top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
         tokens[row] = I::cast_from(argmax);

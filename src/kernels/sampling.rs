@@ -247,6 +247,25 @@ pub(crate) fn cube_max_i32(value: i32, scratch: &mut SharedMemory<i32>) -> i32 {
     best
 }
 
+/// The cube's largest key and the smallest index holding it, from each unit's best `(key, index)`
+/// (key 0 for a unit with no element). Every unit must call it; `scratch` as for [`cube_max_i32`].
+/// Keys are compared as i32 with the top bit flipped (lavapipe's `plane_max` on u32 is signed);
+/// the smallest index is a maximum of −index.
+#[cube]
+pub(crate) fn cube_argmax(key: u32, index: u32, scratch: &mut SharedMemory<i32>) -> (u32, u32) {
+    let top_key =
+        u32::reinterpret(cube_max_i32(i32::reinterpret(key ^ KEY_ZERO), scratch)) ^ KEY_ZERO;
+    let candidate = select(
+        key == top_key,
+        0i32 - i32::reinterpret(index),
+        -2_147_483_647i32,
+    );
+    (
+        top_key,
+        u32::reinterpret(0i32 - cube_max_i32(candidate, scratch)),
+    )
+}
+
 /// Whether an element survives the filters: inside the prefix that ends at `cut_key` (ties up to
 /// index `last_tie`), and with a relative weight of at least `min_p`.
 #[cube]
@@ -580,16 +599,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
         }
         start += loads * units;
     }
-    let top_key = u32::reinterpret(cube_max_i32(
-        i32::reinterpret(best_key ^ KEY_ZERO),
-        &mut reduce,
-    )) ^ KEY_ZERO;
-    let candidate = select(
-        best_key == top_key,
-        0i32 - i32::reinterpret(best_index),
-        -2_147_483_647i32,
-    );
-    let argmax = u32::reinterpret(0i32 - cube_max_i32(candidate, &mut reduce));
+    let (top_key, argmax) = cube_argmax(best_key, best_index, &mut reduce);
     let any_negative = cube_max_i32(negative, &mut reduce) != 0i32;
     let mut row_ok = params.ok && top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
     let mut greedy = false;
