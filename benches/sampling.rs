@@ -10,7 +10,8 @@
 //!   call, median of samples after warm-up (the top-k bench's method); inputs rotate over copies
 //!   totalling at least 128 MiB, so no call reads its logits hot from L2;
 //! - host: wall time for the call to return on the fused backend users run (`burn::backend::Cuda`
-//!   or `Wgpu`), median; round trip: the call plus a device sync, median;
+//!   or `Wgpu`), median; round trip: the call plus a device sync, median (also on the plain
+//!   backend, last column);
 //! - one read: the logits' bytes at the measured copy bandwidth (the time a read of them takes
 //!   at full speed), and, beside it, the GPU time of Burn's `max_dim` over them (timed like the
 //!   modes). The target is top-k + top-p within 2× one read at b = 64, V = 128k;
@@ -213,12 +214,12 @@ fn main() {
     if let Some(f) = csv.as_mut() {
         writeln!(
             f,
-            "batch,vocab,mode,device_us,host_us,round_trip_us,read_us,max_dim_us,naive_ms"
+            "batch,vocab,mode,device_us,host_us,round_trip_us,read_us,max_dim_us,naive_ms,plain_round_trip_us"
         )
         .unwrap();
     }
     println!(
-        "| b | V | mode | device µs | host µs | call + sync µs | one read µs | device / one read | max_dim µs | naive Burn ms |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| b | V | mode | device µs | host µs | call + sync µs | one read µs | device / one read | max_dim µs | naive Burn ms | plain call + sync µs |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let grid: Vec<(usize, usize)> = args.shapes.clone().unwrap_or_else(|| {
         batches
@@ -286,6 +287,17 @@ fn main() {
                 drop(tokens);
             }
             let (host_us, round_trip_us) = (median(host), median(round_trip));
+            // The same round trip on the plain backend: what the fused backend's own
+            // synchronisation adds to a decode step that reads its token back.
+            let mut plain_round_trip = Vec::new();
+            for _ in 0..reps {
+                let start = Instant::now();
+                let tokens = plain.clone().sample(&plain_params);
+                Plain::sync(&device).expect("sync");
+                plain_round_trip.push(start.elapsed().as_secs_f64() * 1e6);
+                drop(tokens);
+            }
+            let plain_round_trip_us = median(plain_round_trip);
             let naive_too_big = batch * vocab > NAIVE_MAX_ELEMENTS && !args.naive_all;
             let naive_ms = if name == "greedy" || name == "min-p 0.1" || naive_too_big {
                 f64::NAN
@@ -305,13 +317,13 @@ fn main() {
                 }
             };
             println!(
-                "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {:.2} | {max_dim:.1} | {naive_ms:.2} |",
+                "| {batch} | {vocab} | {name} | {device_us:.1} | {host_us:.1} | {round_trip_us:.1} | {read:.1} | {:.2} | {max_dim:.1} | {naive_ms:.2} | {plain_round_trip_us:.1} |",
                 device_us / read
             );
             if let Some(f) = csv.as_mut() {
                 writeln!(
                     f,
-                    "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{max_dim:.2},{naive_ms:.3}"
+                    "{batch},{vocab},{name},{device_us:.2},{host_us:.2},{round_trip_us:.2},{read:.2},{max_dim:.2},{naive_ms:.3},{plain_round_trip_us:.2}"
                 )
                 .unwrap();
             }
