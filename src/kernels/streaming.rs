@@ -17,6 +17,9 @@ const SAMPLE_VECTORS: usize = 8;
 /// different planes overlapping instead of all waiting at once).
 const WINDOW: u32 = 8;
 
+/// The bits of a group of four batch entries (see the offer loop's per-entry path).
+const GROUP_BITS: u32 = 0xF;
+
 /// Offers the elements `start..end` of a row (at `base`, `stride` apart) to `candidates`, in
 /// batches of `vectors_per_unit` vectors per unit. With vectors wider than one element the row is
 /// contiguous (`stride` = 1) and `base`, `start` and `end` are multiples of the width.
@@ -36,12 +39,7 @@ const WINDOW: u32 = 8;
 /// [`order_top_k`](fn@crate::kernels::candidates::order_top_k), or with `exact_cut` to exactly the
 /// best k ([`Candidates::final_target`]).
 #[cube]
-// `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
-#[allow(
-    clippy::too_many_arguments,
-    clippy::collapsible_if,
-    clippy::neg_cmp_op_on_partial_ord
-)]
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn offer_range<F: Float, N: Size>(
     candidates: &mut Candidates,
     input: &Tensor<Vector<F, N>>,
@@ -76,6 +74,8 @@ pub fn offer_range<F: Float, N: Size>(
     // The batch being offered as f32 (exact for f16 and bf16): most entries are rejected by one
     // float compare against the threshold's value, and only the others get an order key.
     let mut floats = Array::<f32>::new(batch);
+    let group = comptime!(batch.min(4));
+    let groups = comptime!(batch / group);
     if comptime!(single_batch) {
         let valid = take_batch::<F, N>(
             input,
@@ -110,7 +110,10 @@ pub fn offer_range<F: Float, N: Size>(
 
         if comptime!(prime_per_unit > 0) {
             if !candidates.holds(end - start) {
-                let mut keys = Array::<u32>::new(batch);
+                // A unit that contributes one key keeps one running best instead of one per
+                // batch position (the same key: its best sampled element).
+                let positions = comptime!(if prime_per_unit == 1 { 1 } else { batch });
+                let mut keys = Array::<u32>::new(positions);
                 let valid = sample_keys::<F, N>(
                     input,
                     &mut keys,
@@ -122,8 +125,9 @@ pub fn offer_range<F: Float, N: Size>(
                     units,
                     vectors_per_unit,
                     prime_batches,
+                    positions,
                 );
-                candidates.prime(&keys, valid, k, prime_per_unit, batch);
+                candidates.prime(&keys, valid, k, prime_per_unit, positions);
             }
         }
 
@@ -134,7 +138,8 @@ pub fn offer_range<F: Float, N: Size>(
             let (lo_value, _) = key_value(lo_key, largest);
             let mut stalled = false;
             for _ in 0..WINDOW {
-                if !stalled {
+                // A window longer than what is left of the range ends early.
+                if !stalled && (pending != 0u32 || next < end) {
                     if pending == 0u32 && next < end {
                         pending = take_batch::<F, N>(
                             input,
@@ -158,30 +163,30 @@ pub fn offer_range<F: Float, N: Size>(
                     let mut passing = 0u32;
                     #[unroll]
                     for j in 0..batch {
-                        let value = floats[j];
-                        let pass = if comptime!(largest) {
-                            !(value < lo_value)
-                        } else {
-                            !(value > lo_value)
-                        };
+                        let pass = passes(floats[j], lo_value, largest);
                         passing |= select(pass, 1u32 << (j as u32), 0u32);
                     }
                     passing &= pending;
                     let mut left = 0u32;
                     if passing != 0u32 {
+                        // Entries in groups of four: one test skips a group in which nothing
+                        // passes (nearly every group), instead of four.
                         #[unroll]
-                        for v in 0..vectors_per_unit {
-                            #[unroll]
-                            for lane in 0..width {
-                                let j = v * width + lane;
-                                let bit = 1u32 << (j as u32);
-                                if (passing & bit) != 0u32 {
-                                    let key = order_key::<f32>(floats[j], largest);
-                                    let index =
-                                        (current + (v * units + unit) * width + lane) as u32;
-                                    if key > lo_key || (key == lo_key && index < lo_index) {
-                                        if !candidates.push(key, index) {
-                                            left |= bit;
+                        for c in 0..groups {
+                            let group_bits = GROUP_BITS << ((c * group) as u32);
+                            if (passing & group_bits) != 0u32 {
+                                #[unroll]
+                                for t in 0..group {
+                                    let j = c * group + t;
+                                    let bit = 1u32 << (j as u32);
+                                    if (passing & bit) != 0u32 {
+                                        let key = order_key::<f32>(floats[j], largest);
+                                        let position = ((j / width) * units + unit) * width;
+                                        let index = (current + position + j % width) as u32;
+                                        if key > lo_key || (key == lo_key && index < lo_index) {
+                                            if !candidates.push(key, index) {
+                                                left |= bit;
+                                            }
                                         }
                                     }
                                 }
@@ -249,11 +254,13 @@ fn offer_loaded(
     candidates.offer(&keys, &indices, valid, k, 1u32, true, batch, exact_cut);
 }
 
-/// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`: at each
-/// batch position, the key of the best value of that position over those batches (by float
-/// compare: a NaN is kept only when it came first; any element of the position will do, as long
-/// as each key is a distinct element's). Returns the bits of the positions that saw an element.
-/// The loads of up to [`SAMPLE_VECTORS`] vectors are issued before any is used.
+/// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`: with
+/// `positions` equal to the batch, at each batch position the key of the best value of that
+/// position over those batches (by float compare: a NaN is kept only when it came first); with
+/// one position, the key of the unit's `max` (`min` for the smallest), which may pass over a NaN.
+/// Any element will do, as long as each key is a distinct element's: the threshold is a lower
+/// bound of the k-th best of the keys. Returns the bits of the positions that saw an element. The
+/// loads of up to [`SAMPLE_VECTORS`] vectors are issued before any is used.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn sample_keys<F: Float, N: Size>(
@@ -267,18 +274,18 @@ fn sample_keys<F: Float, N: Size>(
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
     #[comptime] batches: usize,
+    #[comptime] positions: usize,
 ) -> u32 {
     let width = input.vector_size();
     let unit = linear_unit();
-    let batch = comptime!(vectors_per_unit * width);
     let step = comptime!(units * vectors_per_unit * width);
     // Batches whose loads are issued together (the last group may sample a few more batches
     // than asked, which is as valid).
     let group = comptime!((SAMPLE_VECTORS / vectors_per_unit).clamp(1, batches));
     let groups = comptime!(batches.div_ceil(group));
-    let mut best = Array::<f32>::new(batch);
+    let mut best = Array::<f32>::new(positions);
     #[unroll]
-    for j in 0..batch {
+    for j in 0..positions {
         best[j] = f32::new(0.0);
     }
     // Positions that have seen an element: the first one seen is taken whatever it is.
@@ -309,23 +316,37 @@ fn sample_keys<F: Float, N: Size>(
                     let vector = loaded[slot];
                     #[unroll]
                     for lane in 0..width {
-                        let j = v * width + lane;
                         let value = f32::cast_from(vector[lane]);
-                        let bit = 1u32 << (j as u32);
-                        let better = if comptime!(largest) {
-                            value > best[j]
+                        if comptime!(positions == 1) {
+                            // The unit's first element is its first slot's first lane (the
+                            // slots run forward through the row), and any element may seed.
+                            let first = g == 0 && b == 0 && v == 0 && lane == 0;
+                            if first {
+                                best[0] = value;
+                                seen = 1u32;
+                            } else if comptime!(largest) {
+                                best[0] = max(best[0], value);
+                            } else {
+                                best[0] = min(best[0], value);
+                            }
                         } else {
-                            value < best[j]
-                        };
-                        best[j] = select(better || (seen & bit) == 0u32, value, best[j]);
-                        seen |= bit;
+                            let j = v * width + lane;
+                            let bit = 1u32 << (j as u32);
+                            let better = if comptime!(largest) {
+                                value > best[j]
+                            } else {
+                                value < best[j]
+                            };
+                            best[j] = select(better || (seen & bit) == 0u32, value, best[j]);
+                            seen |= bit;
+                        }
                     }
                 }
             }
         }
     }
     #[unroll]
-    for j in 0..batch {
+    for j in 0..positions {
         keys[j] = order_key::<f32>(best[j], largest);
     }
     seen
@@ -373,6 +394,19 @@ fn take_batch<F: Float, N: Size>(
         vectors_per_unit,
     );
     valid
+}
+
+/// Whether `value` may beat a threshold whose value is `lo` (NaN passes, and everything passes a
+/// NaN threshold).
+#[cube]
+// `!(value < lo)` is meant: unlike `value >= lo` it holds for NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+fn passes(value: f32, lo: f32, #[comptime] largest: bool) -> bool {
+    if comptime!(largest) {
+        !(value < lo)
+    } else {
+        !(value > lo)
+    }
 }
 
 /// The sorted top-k of each row, one cube of `units` units per row (rows beyond `num_rows`
