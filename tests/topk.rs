@@ -73,6 +73,27 @@ fn specials(rng: &mut StdRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Random values with a few specials (NaN of both signs, ±inf, ±0) spread over the row, one of
+/// them a NaN among the first elements: what a priming sample meets in a real row, where a
+/// running max may pass over a NaN that the row's top-k must still hold.
+fn sparse_specials(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    let pool = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+    ];
+    let mut values = random_values(rng, n);
+    for _ in 0..n.div_ceil(500) {
+        let at = rng.random_range(0..n);
+        values[at] = pool[rng.random_range(0..pool.len())];
+    }
+    values[rng.random_range(0..n.min(64))] = f32::NAN;
+    values
+}
+
 /// Bits of a value after a round trip through `dtype`, so the reference sees what the device sees.
 fn bits_of(data: &TensorData) -> Vec<u64> {
     match data.dtype {
@@ -627,8 +648,9 @@ fn reference_semantics() {
 /// The candidate buffer's threshold priming and overflow paths: rows just around one batch of a
 /// cube (256 units × 16 elements, 1024 × 16), k around the cube's units and past them (each unit
 /// then primes with several entries), sorted rows (every batch beats the threshold, so the buffer
-/// overflows again and again), constant rows (every priming entry ties), tiles that start
-/// mid-batch, and the smallest direction.
+/// overflows again and again), constant rows (every priming entry ties), rows with a few NaN,
+/// infinities and zeros (k = 50 primes from one key per unit, a running max that may pass over a
+/// NaN), tiles that start mid-batch, and the smallest direction.
 #[test]
 fn priming_and_overflow() {
     let device = gpu_device();
@@ -648,14 +670,16 @@ fn priming_and_overflow() {
         let random = random_values(&mut rng, len);
         let ties = few_values(&mut rng, len);
         let constant = vec![1.5f32; len];
+        let sparse = sparse_specials(&mut rng, len);
         for (data, values) in [
             ("ascending", &ascending),
             ("descending", &descending),
             ("random", &random),
             ("ties", &ties),
             ("constant", &constant),
+            ("sparse specials", &sparse),
         ] {
-            for k in [1usize, 255, 256, 257, 1000] {
+            for k in [1usize, 50, 255, 256, 257, 1000] {
                 for largest in [true, false] {
                     for (name, strategy) in strategies {
                         check_tensor(
