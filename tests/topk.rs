@@ -51,25 +51,28 @@ fn few_values(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(0..4) as f32).collect()
 }
 
+/// The values `specials` draws from; the first six (NaN of both signs, ±inf, ±0) are the ones a
+/// float compare or a key mapping can get wrong.
+const SPECIALS: [f32; 14] = [
+    f32::NAN,
+    -f32::NAN,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    f32::MAX,
+    f32::MIN,
+    f32::MIN_POSITIVE,
+    -f32::MIN_POSITIVE,
+    1e-45,
+    -1e-45,
+];
+
 fn specials(rng: &mut StdRng, n: usize) -> Vec<f32> {
-    let pool = [
-        f32::NAN,
-        -f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        0.0,
-        -0.0,
-        1.0,
-        -1.0,
-        f32::MAX,
-        f32::MIN,
-        f32::MIN_POSITIVE,
-        -f32::MIN_POSITIVE,
-        1e-45,
-        -1e-45,
-    ];
     (0..n)
-        .map(|_| pool[rng.random_range(0..pool.len())])
+        .map(|_| SPECIALS[rng.random_range(0..SPECIALS.len())])
         .collect()
 }
 
@@ -77,14 +80,7 @@ fn specials(rng: &mut StdRng, n: usize) -> Vec<f32> {
 /// them a NaN among the first elements: what a priming sample meets in a real row, where a
 /// running max may pass over a NaN that the row's top-k must still hold.
 fn sparse_specials(rng: &mut StdRng, n: usize) -> Vec<f32> {
-    let pool = [
-        f32::NAN,
-        -f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        0.0,
-        -0.0,
-    ];
+    let pool = &SPECIALS[..6];
     let mut values = random_values(rng, n);
     for _ in 0..n.div_ceil(500) {
         let at = rng.random_range(0..n);
