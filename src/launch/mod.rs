@@ -337,18 +337,38 @@ pub(crate) fn prime_per_unit(k: usize, units: usize, capacity: usize) -> usize {
 }
 
 /// Elements the streaming loop samples to prime its threshold at k ≤ 256 (see
-/// `prime_batches`): at k = 50 on 128k-element rows, 32k beat both 16k and 64k on the H100.
-const PRIME_SAMPLE: usize = 32 * 1024;
+/// `prime_batches`) when every cube has a processor to itself: the sample is read twice, the
+/// second time from L2, and a larger sample passes fewer elements to the buffer (H200, 128k rows,
+/// k = 50, 1024-unit cubes: 64k against 32k, b = 1 21.0 → 19.4 µs, b = 64 25.8 → 23.1; k = 256
+/// 37.4 → 32.1; 8 × 1M 87.1 → 75.6; 128k samples gained nothing more).
+const PRIME_SAMPLE: usize = 64 * 1024;
+
+/// [`PRIME_SAMPLE`] when the cubes outnumber the processors: many rows sampled at once no longer
+/// leave their samples in L2 for the second read (H200, 256 × 128k, 256-unit cubes of 8 vectors:
+/// 54.7 µs with 32k samples, 65.7 with 64k).
+const PRIME_SAMPLE_CROWDED: usize = 32 * 1024;
 
 /// Batches of `batch` elements per unit that a cube of `units` samples to prime its threshold on
 /// a range of `len` elements (see `kernels::streaming::offer_range`): about [`PRIME_SAMPLE`]
-/// elements, more for a larger k (whose threshold passes about k / sample of a random row), at
-/// most half the range (the sample is read twice): 1, 2, 4 or 8 batches. The count is a comptime
+/// elements ([`PRIME_SAMPLE_CROWDED`] when the launch's cubes outnumber the processors), more
+/// for a larger k (whose threshold passes about k / sample of a random row), at most half the
+/// range (the sample is read twice): 1, 2, 4 or 8 batches. The count is a comptime
 /// parameter of the kernels (a run-time loop over the sample was 4–5 µs slower at 4 vectors per
 /// unit on the H100), so it is rounded down to a power of two to keep the kernel variants that
 /// NVRTC compiles (and the autotuner's first calls) few.
-pub(crate) fn prime_batches(k: usize, len: usize, units: usize, batch: usize) -> usize {
-    let sample = (PRIME_SAMPLE * k.div_ceil(256)).min(len / 2);
+pub(crate) fn prime_batches(
+    k: usize,
+    len: usize,
+    units: usize,
+    batch: usize,
+    crowded: bool,
+) -> usize {
+    let per_256 = if crowded {
+        PRIME_SAMPLE_CROWDED
+    } else {
+        PRIME_SAMPLE
+    };
+    let sample = (per_256 * k.div_ceil(256)).min(len / 2);
     let batches = (sample / (units * batch).max(1)).clamp(1, 8);
     1 << batches.ilog2()
 }

@@ -1,6 +1,6 @@
 //! Host side of [`crate::kernels::streaming`]: one cube per row, one launch.
 
-use super::{allocate_outputs, prime_batches, prime_per_unit, vectors_per_unit};
+use super::{allocate_outputs, prime_batches, prime_per_unit, processors, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::streaming::streaming_kernel;
 use burn::tensor::DType;
@@ -56,6 +56,7 @@ pub(crate) fn launch<R: CubeRuntime>(
     let width = vector_width(&input, dim);
     let dtypes = [input.dtype.into(), index_dtype.into()];
     let vectors = vectors_per_unit(config.batch, width);
+    let crowded = layout.rows > processors(&client.properties().hardware);
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the buffer capacity). A checked launch clamps each load, which makes
     // the load wait for its data at once (seen in the H100 profile).
@@ -77,7 +78,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             vectors,
             config.capacity,
             prime_per_unit(k, config.units, config.capacity),
-            prime_batches(k, layout.len, config.units, vectors * width),
+            prime_batches(k, layout.len, config.units, vectors * width, crowded),
             // A row of one batch per unit is read once, into registers.
             layout.len <= config.units * vectors * width,
             dtypes,

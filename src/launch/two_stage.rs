@@ -2,7 +2,9 @@
 //! merges the row's sorted tile lists in shared memory when they fit there twice.
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, vectors_per_unit};
+use super::{
+    allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, processors, vectors_per_unit,
+};
 use crate::error::RowLayout;
 use crate::kernels::two_stage::{
     merge_candidates_kernel, merge_scan_words, tile_candidates_kernel,
@@ -54,6 +56,7 @@ pub(crate) fn launch<R: CubeRuntime>(
     let vectors = vectors_per_unit(config.tile.batch, width);
     let hardware = &client.properties().hardware;
     let merge_capacity = sorted_merge_capacity(hardware, per_row, config.merge.units);
+    let crowded = layout.rows * tiles > processors(hardware);
 
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, the tile, k or the capacity). A checked launch clamps each load, which makes
@@ -76,7 +79,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             vectors,
             config.tile.capacity,
             prime_per_unit(k, config.tile.units, config.tile.capacity),
-            prime_batches(k, tile_width, config.tile.units, vectors * width),
+            prime_batches(k, tile_width, config.tile.units, vectors * width, crowded),
             tile_width <= config.tile.units * vectors * width,
             merge_capacity.is_some(),
             input.dtype.into(),
