@@ -1,4 +1,5 @@
-//! Token sampling from a row's top-k candidates: the second launch of the fast path.
+//! Token sampling from a row's top-k candidates: the second launch of the fast path, or the end
+//! of the streaming top-k's launch ([`streaming_sampling_kernel()`]).
 //!
 //! When a call has a top-k of at most [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), the
 //! host first runs the crate's own top-k on the logits (or probabilities), which
@@ -32,6 +33,7 @@ use crate::kernels::sampling::{
     DRAW_BINS, FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, RowParams, cube_max_i32,
     fixed_weight, relative_weight,
 };
+use crate::kernels::streaming::top_k_of_row;
 use crate::kernels::wide::{
     cube_exclusive_sum_wide, wide_add, wide_ge, wide_mul, wide_scale, wide_sub,
 };
@@ -43,6 +45,12 @@ const DIGIT: usize = 1;
 const REM_HI: usize = 2;
 const REM_LO: usize = 3;
 const DECISION_WORDS: usize = 4;
+
+/// Shared-memory bytes of the candidate sampling in a cube of `cube_dim` units (see
+/// [`streaming_sampling_kernel()`], which adds it to a candidate buffer's).
+pub fn shared_bytes(cube_dim: usize) -> usize {
+    4 * ((cube_dim + 1) + 3 * (cube_dim + 1) + DECISION_WORDS + 2 * DRAW_BINS)
+}
 
 /// One read of a row with vector loads (`vectors_per_unit` loads in flight per unit): whether it
 /// holds a negative value (`from_probs` only), and the fixed-point mass of the whole row relative to
@@ -130,30 +138,31 @@ fn draw_one_per_unit<I: Int>(
     scratch[unit] = position;
     scratch[cube_dim as usize + unit] = weight;
     sync_cube();
-    let mut total_hi = 0u32;
-    let mut total_lo = 0u32;
-    let mut before_hi = 0u32;
-    let mut before_lo = 0u32;
-    for i in 0..kept as usize {
-        let w = scratch[cube_dim as usize + i];
-        let (h, l) = wide_add(total_hi, total_lo, 0u32, w);
-        total_hi = h;
-        total_lo = l;
-        let earlier = select(scratch[i] < position, w, 0u32);
-        let (h, l) = wide_add(before_hi, before_lo, 0u32, earlier);
-        before_hi = h;
-        before_lo = l;
-    }
-    // r = floor(random * total / 2^32), as in `sampling_kernel`.
-    let (scaled_hi, scaled_lo) = wide_mul(random, total_hi);
-    let (r_hi, r_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(total_lo));
-    let (end_hi, end_lo) = wide_add(before_hi, before_lo, 0u32, weight);
-    if weight > 0u32
-        && wide_ge(r_hi, r_lo, before_hi, before_lo)
-        && !wide_ge(r_hi, r_lo, end_hi, end_lo)
-    {
-        tokens[row] = I::cast_from(((position & 0x00FF_FFFFu32) << 8u32) | (position >> 24u32));
-        valid[row] = I::cast_from(1u32);
+    // Only a survivor can hold the draw: the others (most units of a large cube) skip the walk
+    // over the list, which every unit would otherwise repeat.
+    if weight > 0u32 {
+        let mut total_hi = 0u32;
+        let mut total_lo = 0u32;
+        let mut before_hi = 0u32;
+        let mut before_lo = 0u32;
+        for i in 0..kept as usize {
+            let w = scratch[cube_dim as usize + i];
+            let (h, l) = wide_add(total_hi, total_lo, 0u32, w);
+            total_hi = h;
+            total_lo = l;
+            let earlier = select(scratch[i] < position, w, 0u32);
+            let (h, l) = wide_add(before_hi, before_lo, 0u32, earlier);
+            before_hi = h;
+            before_lo = l;
+        }
+        // r = floor(random * total / 2^32), as in `sampling_kernel`.
+        let (scaled_hi, scaled_lo) = wide_mul(random, total_hi);
+        let (r_hi, r_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(total_lo));
+        let (end_hi, end_lo) = wide_add(before_hi, before_lo, 0u32, weight);
+        if wide_ge(r_hi, r_lo, before_hi, before_lo) && !wide_ge(r_hi, r_lo, end_hi, end_lo) {
+            tokens[row] = I::cast_from(((position & 0x00FF_FFFFu32) << 8u32) | (position >> 24u32));
+            valid[row] = I::cast_from(1u32);
+        }
     }
 }
 
@@ -167,11 +176,7 @@ fn draw_one_per_unit<I: Int>(
 /// One cube of `cube_dim` units (at least 256) per row; `per_unit` = ceil(`kept` / `cube_dim`),
 /// at most 32.
 #[cube(launch_unchecked)]
-#[allow(
-    clippy::too_many_arguments,
-    clippy::manual_range_contains,
-    clippy::collapsible_if
-)]
+#[allow(clippy::too_many_arguments)]
 pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     values: &Tensor<F>,
     indices: &Tensor<I>,
@@ -204,6 +209,159 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
+    sample_candidates::<F, P, I, N>(
+        row,
+        values,
+        indices,
+        input,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+        tokens,
+        valid,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
+        offset_lo,
+        offset_hi,
+        per_row,
+        kept,
+        from_probs,
+        joint,
+        full_pass,
+        cube_dim,
+        per_unit,
+        vectors_per_unit,
+    );
+}
+
+/// [`candidate_sampling_kernel()`] fused after the streaming top-k
+/// ([`streaming_kernel`](crate::kernels::streaming::streaming_kernel())): each cube writes its
+/// row's top-`kept` into `values` / `indices` (`[rows, kept]`), then samples the row's token from
+/// them, in one launch instead of two. Needs neither the whole row's mass nor a check of
+/// probabilities (no `full_pass`), and a cube of `units` (a multiple of 256) whose candidate
+/// buffer and sampling scratch both fit the shared memory.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    temperatures: &Tensor<P>,
+    top_ps: &Tensor<P>,
+    min_ps: &Tensor<P>,
+    seeds: &Tensor<I>,
+    tokens: &mut Tensor<I>,
+    valid: &mut Tensor<I>,
+    temperature: f32,
+    top_p: f32,
+    min_p: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    offset_lo: u32,
+    offset_hi: u32,
+    per_row: u32,
+    num_rows: usize,
+    kept: u32,
+    #[comptime] from_probs: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] capacity: usize,
+    #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
+    #[comptime] single_batch: bool,
+    #[comptime] per_unit: u32,
+    #[define(F, P, I)] _dtypes: [StorageType; 3],
+) {
+    let row = CUBE_POS;
+    if row >= num_rows {
+        terminate!();
+    }
+    top_k_of_row::<F, I, N>(
+        input,
+        values,
+        indices,
+        1usize,
+        kept,
+        row,
+        1usize,
+        true,
+        units,
+        vectors_per_unit,
+        capacity,
+        prime_per_unit,
+        prime_batches,
+        single_batch,
+    );
+    // The cube's own writes of the candidates, visible to all its units.
+    sync_storage();
+    sync_cube();
+    sample_candidates::<F, P, I, N>(
+        row,
+        values,
+        indices,
+        input,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+        tokens,
+        valid,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
+        offset_lo,
+        offset_hi,
+        per_row,
+        kept,
+        from_probs,
+        false,
+        false,
+        units as u32,
+        per_unit,
+        1u32,
+    );
+}
+
+/// The body of [`candidate_sampling_kernel()`] for `row`: every unit of the cube calls it.
+#[cube]
+#[allow(
+    clippy::too_many_arguments,
+    clippy::manual_range_contains,
+    clippy::collapsible_if
+)]
+fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
+    row: usize,
+    values: &Tensor<F>,
+    indices: &Tensor<I>,
+    input: &Tensor<Vector<F, N>>,
+    temperatures: &Tensor<P>,
+    top_ps: &Tensor<P>,
+    min_ps: &Tensor<P>,
+    seeds: &Tensor<I>,
+    tokens: &mut Tensor<I>,
+    valid: &mut Tensor<I>,
+    temperature: f32,
+    top_p: f32,
+    min_p: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    offset_lo: u32,
+    offset_hi: u32,
+    per_row: u32,
+    kept: u32,
+    #[comptime] from_probs: bool,
+    #[comptime] joint: bool,
+    #[comptime] full_pass: bool,
+    #[comptime] cube_dim: u32,
+    #[comptime] per_unit: u32,
+    #[comptime] vectors_per_unit: u32,
+) {
     let unit = linear_unit();
     let kk = kept as usize;
     let vocab = input.shape(1);

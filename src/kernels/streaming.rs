@@ -436,6 +436,43 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
+    top_k_of_row::<F, I, N>(
+        input,
+        values,
+        indices,
+        dim,
+        k,
+        row,
+        inner,
+        largest,
+        units,
+        vectors_per_unit,
+        capacity,
+        prime_per_unit,
+        prime_batches,
+        single_batch,
+    );
+}
+
+/// The body of [`streaming_kernel()`] for `row`: every unit of the cube calls it.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn top_k_of_row<F: Float, I: Int, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    dim: usize,
+    k: u32,
+    row: usize,
+    inner: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] capacity: usize,
+    #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
+    #[comptime] single_batch: bool,
+) {
     let len = input.shape(dim);
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);

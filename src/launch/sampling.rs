@@ -3,14 +3,22 @@
 //! top-k, then [`crate::kernels::sampling_candidates`] on the candidates), and greedy decoding
 //! ([`crate::kernels::greedy`], one read of each row).
 
+use crate::autotune::{TuneShape, tuned_choice};
+use crate::error::RowLayout;
+use crate::kernels::candidates;
 use crate::kernels::greedy::greedy_kernel;
 use crate::kernels::sampling::{
     DRAW_BINS, OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P,
     PER_ROW_SEED, PER_ROW_TEMPERATURE, PER_ROW_TOP_K, PER_ROW_TOP_P, sampling_kernel,
 };
-use crate::kernels::sampling_candidates::candidate_sampling_kernel;
-use crate::launch::streaming::{cube_grid, vector_width};
-use crate::launch::{Plan, check_and_plan, processors, top_k};
+use crate::kernels::sampling_candidates::{
+    self, candidate_sampling_kernel, streaming_sampling_kernel,
+};
+use crate::launch::streaming::{self, cube_grid, vector_width};
+use crate::launch::{
+    Plan, allocate_outputs, check_and_plan, prime_batches, prime_per_unit, processors, top_k,
+    vectors_per_unit,
+};
 use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
@@ -318,8 +326,57 @@ fn fast_path_k<R: CubeRuntime>(
     (kept <= STREAMING_MAX_K).then_some(kept)
 }
 
-/// The fast path: the crate's top-k (`Strategy::Auto`) of every row, then one cube per row on
-/// its `kept` candidates. Two launches, or three when the top-k's autotuned pick is two-stage.
+/// The streaming cube that runs the fast path in one launch
+/// ([`streaming_sampling_kernel`]: the top-k, then the candidate sampling, in each cube): where
+/// the top-k's plan is the streaming kernel (or, for [`Strategy::Auto`], the autotuner's pick
+/// for this key once it is tuned; the first call tunes through the two-launch path), with a cube
+/// of whole draw classes whose candidate buffer and sampling scratch both fit the shared memory.
+/// The tokens are the same either way.
+fn fused_config<R: CubeRuntime>(
+    input: &CubeTensor<R>,
+    layout: RowLayout,
+    plan: Plan,
+    kept: usize,
+) -> Option<streaming::Config> {
+    let hardware = &input.client.properties().hardware;
+    let config = match plan {
+        Plan::Streaming(config) => config,
+        Plan::Autotune => {
+            let shape = TuneShape::new(layout.rows, layout.len, kept).with_dtype(input.dtype);
+            let choice = tuned_choice::<R>(&input.client, &input.device, &shape)?;
+            if !matches!(choice.strategy, Strategy::Streaming(_)) {
+                return None;
+            }
+            match check_and_plan(
+                hardware,
+                input.dtype,
+                || true,
+                &input.shape(),
+                input.handle.size() as usize / input.dtype.size(),
+                kept,
+                1,
+                choice.strategy,
+            ) {
+                Ok((_, Plan::Streaming(config))) => config,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    // With room for the alignment of each shared array.
+    let shared = candidates::shared_bytes(config.capacity, config.units)
+        + sampling_candidates::shared_bytes(config.units)
+        + 256;
+    (config.units.is_multiple_of(DRAW_BINS)
+        && kept.div_ceil(config.units) <= 32
+        && shared <= hardware.max_shared_memory_size)
+        .then_some(config)
+}
+
+/// The fast path: the crate's top-k (the params' strategy, `Strategy::Auto` by default) of every
+/// row, then one cube per row on its `kept` candidates. One launch where the streaming kernel
+/// can sample in the same cubes ([`fused_config`]), else two, or three when the top-k is
+/// two-stage.
 /// Falls back to the one-launch kernel where the top-k refuses the input.
 fn sample_from_top_k<R: CubeRuntime>(
     input: CubeTensor<R>,
@@ -343,7 +400,7 @@ fn sample_from_top_k<R: CubeRuntime>(
         input.handle.size() as usize / input.dtype.size(),
         kept,
         1,
-        Strategy::Auto,
+        scalars.top_k_strategy,
     );
     let (layout, plan) = match planned {
         Ok((layout, plan)) if plan != Plan::BurnBuiltin => (layout, plan),
@@ -355,8 +412,6 @@ fn sample_from_top_k<R: CubeRuntime>(
             return;
         }
     };
-    let (values, indices) = top_k(input.clone(), kept, 1, layout, plan, true, int_dtype);
-
     // The fast path only runs with a batch k: no per-row k slot.
     let ParamSlots {
         temperatures,
@@ -372,6 +427,54 @@ fn sample_from_top_k<R: CubeRuntime>(
     let joint = scalars.order == FilterOrder::Joint;
     let p_may_cut = scalars.top_p < 1.0 || flags & PER_ROW_TOP_P != 0;
     let full_pass = from_probs || (joint && p_may_cut && kept < vocab);
+    let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
+    if !full_pass && let Some(config) = fused_config(&input, layout, plan, kept) {
+        let (values, indices) = allocate_outputs(&input, kept, 1, int_dtype);
+        let width = vector_width(&input, 1);
+        let vectors = vectors_per_unit(config.batch, width);
+        let crowded = rows > processors(&hardware);
+        // SAFETY: the kernel guards its own accesses (every index is bounded by the row length,
+        // k, the buffer capacity or the per-row flags).
+        unsafe {
+            streaming_sampling_kernel::launch_unchecked::<R>(
+                &client,
+                cube_grid(rows),
+                CubeDim::new_1d(config.units as u32),
+                width,
+                input.into_tensor_arg(),
+                values.into_tensor_arg(),
+                indices.into_tensor_arg(),
+                temperatures.into_tensor_arg(),
+                top_ps.into_tensor_arg(),
+                min_ps.into_tensor_arg(),
+                seeds.into_tensor_arg(),
+                tokens.into_tensor_arg(),
+                valid.into_tensor_arg(),
+                scalars.temperature,
+                scalars.top_p,
+                scalars.min_p,
+                scalars.seed as u32,
+                (scalars.seed >> 32) as u32,
+                scalars.offset as u32,
+                (scalars.offset >> 32) as u32,
+                flags,
+                rows,
+                kept as u32,
+                from_probs,
+                config.units,
+                vectors,
+                config.capacity,
+                prime_per_unit(kept, config.units, config.capacity),
+                prime_batches(kept, vocab, config.units, vectors * width, crowded),
+                vocab <= config.units * vectors * width,
+                kept.div_ceil(config.units) as u32,
+                dtypes,
+            )
+        };
+        return;
+    }
+    let (values, indices) = top_k(input.clone(), kept, 1, layout, plan, true, int_dtype);
+
     let cube_dim = cube_units(&hardware, rows, full_pass);
     let per_unit = kept.div_ceil(cube_dim) as u32;
     let width = if full_pass {
@@ -379,7 +482,6 @@ fn sample_from_top_k<R: CubeRuntime>(
     } else {
         1
     };
-    let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the per-row flags). A checked launch clamps each load, which makes
     // the load wait for its data at once (seen in the H100 profile).

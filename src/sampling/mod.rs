@@ -10,7 +10,7 @@
 //!
 //! | mode | path | launches |
 //! |---|---|---|
-//! | batch top-k with k (cut to the vocabulary) ≤ [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), alone or with temperature, top-p (sequential or joint), min-p, per-row temperature / p / min-p / seeds | top-k, then candidates | 2 (3 when the autotuned top-k is two-stage) |
+//! | batch top-k with k (cut to the vocabulary) ≤ [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K), alone or with temperature, top-p (sequential or joint), min-p, per-row temperature / p / min-p / seeds | top-k, then candidates | 1 when the top-k is the streaming kernel and neither joint top-p nor probabilities need the whole row again (the sampling runs in the same launch), else 2 (3 when the top-k is two-stage) |
 //! | greedy (batch temperature 0, logits, nothing per row) | the greedy kernel (the argmax) | 1 |
 //! | greedy with per-row parameters | the one-launch kernel's first pass (the argmax) | 1 |
 //! | no top-k (plain, top-p alone, min-p alone), per-row k tensor, k > 4096, the filter ops | one-launch kernel | 1 |
@@ -21,7 +21,10 @@
 //!   index; [`crate::kernels::sampling_candidates`] then applies every filter to the `[batch, k]`
 //!   candidates and draws, one cube per row. Joint top-p (on the unrenormalised distribution) and
 //!   sampling from probabilities (which must check the row for negative values) read the row once
-//!   more inside that second launch, with vector loads.
+//!   more inside that second launch, with vector loads. When the top-k is the streaming kernel
+//!   (the autotuner's pick for the shape, once tuned, or an explicit
+//!   [`SamplingParams::top_k_strategy`]) and no second read is needed, each cube samples its row
+//!   right after writing the row's candidates, in the same launch; the tokens are the same.
 //! - **Greedy kernel** ([`crate::kernels::greedy`]): one cube per row reads the row once with
 //!   vector loads, four in flight per unit, and keeps the largest key and its index; the same
 //!   token and validity as the one-launch kernel's first pass, which greedy rows take when some

@@ -1,5 +1,6 @@
 //! What a caller chooses: [`SamplingParams`], and the primitive forms the backends receive.
 
+use crate::options::Strategy;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{Int, Tensor};
@@ -104,6 +105,7 @@ pub struct SamplingParams<B: Backend> {
     offset: u64,
     order: FilterOrder,
     source: Source,
+    top_k_strategy: Strategy,
 }
 
 impl<B: Backend> Default for SamplingParams<B> {
@@ -124,6 +126,7 @@ impl<B: Backend> SamplingParams<B> {
             offset: 0,
             order: FilterOrder::Sequential,
             source: Source::Logits,
+            top_k_strategy: Strategy::Auto,
         }
     }
 
@@ -232,6 +235,16 @@ impl<B: Backend> SamplingParams<B> {
         self.source(Source::Probabilities)
     }
 
+    /// The top-k strategy of the fast path that a batch top-k of at most
+    /// [`STREAMING_MAX_K`](crate::options::STREAMING_MAX_K) takes on CubeCL backends (default
+    /// [`Strategy::Auto`]): its top-k picks each row's candidates, and with the streaming kernel
+    /// the sampling runs in the same launch. For benchmarks and tests: the tokens do not depend
+    /// on it.
+    pub fn top_k_strategy(mut self, strategy: Strategy) -> Self {
+        self.top_k_strategy = strategy;
+        self
+    }
+
     /// The batch-wide values (per-row parameters show their defaults here).
     pub fn scalars(&self) -> ScalarParams {
         ScalarParams {
@@ -243,6 +256,7 @@ impl<B: Backend> SamplingParams<B> {
             offset: self.offset,
             order: self.order,
             source: self.source,
+            top_k_strategy: self.top_k_strategy,
             per_row_temperature: matches!(self.temperature, Param::PerRow(_)),
         }
     }
@@ -282,6 +296,8 @@ pub struct ScalarParams {
     pub order: FilterOrder,
     /// Logits or probabilities.
     pub source: Source,
+    /// The fast path's top-k strategy.
+    pub top_k_strategy: Strategy,
     /// Whether the temperature is given per row.
     pub per_row_temperature: bool,
 }

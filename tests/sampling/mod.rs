@@ -2,14 +2,17 @@
 //! chi-square of device draws against the exact filtered distribution, reproducibility, invalid
 //! rows and errors. Run on the fused device backend and on NdArray.
 
-use super::{Fused, Plain, gpu_device};
+use super::{Fused, Plain, gpu, gpu_device};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
+use burn_topk::Strategy;
+use burn_topk::options::StreamingParams;
 use burn_topk::sampling::reference::{self, Filtered, RowSettings};
 use burn_topk::sampling::{
     FilterOrder, FilterOutput, SampleExt, Sampler, SamplingBackend, SamplingError, SamplingParams,
     Source,
 };
+use cubecl::Runtime;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -800,9 +803,20 @@ fn tokens_and_validity<B: SamplingBackend>(
 
 /// A batch top-k of at most 4096 (and greedy) takes the fast path; the same k given per row takes
 /// the one-launch kernel. Both use the same fixed-point weights, cut the same prefixes and walk
-/// the survivors in the same order, so they give the same token for every row and seed.
+/// the survivors in the same order, so they give the same token for every row and seed, whichever
+/// top-k strategy the fast path runs: the streaming kernel with the sampling fused into its launch
+/// where it fits, or radix select followed by the candidate kernel.
 fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
     let mut rng = rng(7);
+    let plane = gpu::Rt::client(&gpu_device())
+        .properties()
+        .hardware
+        .plane_size_max;
+    let fused = Strategy::Streaming(StreamingParams {
+        planes_per_cube: Some(256 / plane),
+        vectors_per_unit: None,
+    });
+    let radix = Strategy::RadixSelect;
     let cases: &[(usize, usize, &[usize])] = &[
         (5, 1, &[1, 3]),
         (4, 7, &[1, 2, 7, 9]),
@@ -859,9 +873,24 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
                     let fast =
                         tokens_and_validity::<B>(&values, rows, &params.clone().top_k(k), device);
                     let ks = ints::<B>(vec![k as i64; rows], device);
-                    let one_launch =
-                        tokens_and_validity::<B>(&values, rows, &params.top_k_per_row(ks), device);
+                    let one_launch = tokens_and_validity::<B>(
+                        &values,
+                        rows,
+                        &params.clone().top_k_per_row(ks),
+                        device,
+                    );
                     assert_eq!(fast, one_launch, "{mode}, {name}, vocab {vocab}, k {k}");
+                    // The streaming top-k with the sampling in the same launch (256-unit cubes
+                    // fit even lavapipe's 32 KiB of shared memory), and radix select followed by
+                    // the candidate kernel.
+                    for (path, strategy) in [("fused", fused), ("radix", radix)] {
+                        let params = params.clone().top_k(k).top_k_strategy(strategy);
+                        let tokens = tokens_and_validity::<B>(&values, rows, &params, device);
+                        assert_eq!(
+                            tokens, one_launch,
+                            "{mode} ({path}), {name}, vocab {vocab}, k {k}"
+                        );
+                    }
                 }
             }
             // Greedy (the greedy kernel) against top-k 1 (the fast path with one candidate) and
