@@ -130,9 +130,9 @@ impl TuneShape {
 
 /// The candidates the autotuner chooses from on a device with `hardware`, in a fixed order:
 /// streaming with 256, 512 and 1024 units per cube (those the device takes: multiples of its
-/// plane size) and 2 or 4 vector loads per unit in flight (also 8 at 256 units), two-stage with the two largest of
-/// those cubes (256-unit tiles never won on the H100 grid) and the crate's tile width or
-/// 32 Ki-element tiles, and radix select.
+/// plane size) and 2 or 4 vector loads per unit in flight (also 8 at 256 units), two-stage with
+/// the two largest of those cubes (256-unit tiles never won on the H100 grid) and the crate's
+/// tile width or 32 Ki-element tiles, and radix select.
 pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
     let plane = hardware.plane_size_max.max(1);
     let mut cubes: Vec<u32> = [256u32, 512, 1024]

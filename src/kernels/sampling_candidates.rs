@@ -116,10 +116,11 @@ fn row_pass<F: Float, N: Size>(
 }
 
 /// The draw when each unit holds at most one candidate (`weight`, 0 if none or filtered out, at
-/// the position key `position`): every unit sums the survivors' weights, in all and over those of
-/// smaller position key, so it knows its own mass interval in the draw order, and the unit whose
-/// interval holds the draw writes the token. One barrier instead of a radix pass's five, and the
-/// same token: `r = floor(random × total / 2^32)` falls in exactly one survivor's interval.
+/// the position key `position`): every unit holding a survivor sums the survivors' weights, in all
+/// and over those of smaller position key, so it knows its own mass interval in the draw order, and
+/// the unit whose interval holds the draw writes the token. One barrier instead of a radix pass's
+/// five, and the same token: `r = floor(random × total / 2^32)` falls in exactly one survivor's
+/// interval.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn draw_one_per_unit<I: Int>(
@@ -145,15 +146,21 @@ fn draw_one_per_unit<I: Int>(
         let mut total_lo = 0u32;
         let mut before_hi = 0u32;
         let mut before_lo = 0u32;
-        for i in 0..kept as usize {
-            let w = scratch[cube_dim as usize + i];
-            let (h, l) = wide_add(total_hi, total_lo, 0u32, w);
-            total_hi = h;
-            total_lo = l;
-            let earlier = select(scratch[i] < position, w, 0u32);
-            let (h, l) = wide_add(before_hi, before_lo, 0u32, earlier);
-            before_hi = h;
-            before_lo = l;
+        // Four entries per step, so their loads overlap. The units past `kept` wrote weight 0,
+        // and the cube (a multiple of 256 units) holds the rounded-up list.
+        for group in 0..(kept as usize).div_ceil(4usize) {
+            #[unroll]
+            for t in 0..4usize {
+                let i = group * 4usize + t;
+                let w = scratch[cube_dim as usize + i];
+                let (h, l) = wide_add(total_hi, total_lo, 0u32, w);
+                total_hi = h;
+                total_lo = l;
+                let earlier = select(scratch[i] < position, w, 0u32);
+                let (h, l) = wide_add(before_hi, before_lo, 0u32, earlier);
+                before_hi = h;
+                before_lo = l;
+            }
         }
         // r = floor(random * total / 2^32), as in `sampling_kernel`.
         let (scaled_hi, scaled_lo) = wide_mul(random, total_hi);
@@ -241,8 +248,8 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
 /// [`candidate_sampling_kernel()`] fused after the streaming top-k
 /// ([`streaming_kernel`](crate::kernels::streaming::streaming_kernel())): each cube writes its
 /// row's top-`kept` into `values` / `indices` (`[rows, kept]`), then samples the row's token from
-/// them, in one launch instead of two. Needs neither the whole row's mass nor a check of
-/// probabilities (no `full_pass`), and a cube of `units` (a multiple of 256) whose candidate
+/// them, in one launch instead of two. For logits without the joint order's second read of the
+/// row (no `from_probs`, no `full_pass`), in a cube of `units` (a multiple of 256) whose candidate
 /// buffer and sampling scratch both fit the shared memory.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
@@ -266,7 +273,6 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     per_row: u32,
     num_rows: usize,
     kept: u32,
-    #[comptime] from_probs: bool,
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
     #[comptime] capacity: usize,
@@ -319,7 +325,7 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         offset_hi,
         per_row,
         kept,
-        from_probs,
+        false,
         false,
         false,
         units as u32,

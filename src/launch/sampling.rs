@@ -14,11 +14,8 @@ use crate::kernels::sampling::{
 use crate::kernels::sampling_candidates::{
     self, candidate_sampling_kernel, streaming_sampling_kernel,
 };
-use crate::launch::streaming::{self, cube_grid, vector_width};
-use crate::launch::{
-    Plan, allocate_outputs, check_and_plan, prime_batches, prime_per_unit, processors, top_k,
-    vectors_per_unit,
-};
+use crate::launch::streaming::{self, KernelParams, cube_grid, vector_width};
+use crate::launch::{Plan, allocate_outputs, check_and_plan, processors, top_k};
 use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
@@ -430,9 +427,7 @@ fn sample_from_top_k<R: CubeRuntime>(
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
     if !full_pass && let Some(config) = fused_config(&input, layout, plan, kept) {
         let (values, indices) = allocate_outputs(&input, kept, 1, int_dtype);
-        let width = vector_width(&input, 1);
-        let vectors = vectors_per_unit(config.batch, width);
-        let crowded = rows > processors(&hardware);
+        let params = KernelParams::new(&input, 1, layout, kept, config);
         // SAFETY: the kernel guards its own accesses (every index is bounded by the row length,
         // k, the buffer capacity or the per-row flags).
         unsafe {
@@ -440,7 +435,7 @@ fn sample_from_top_k<R: CubeRuntime>(
                 &client,
                 cube_grid(rows),
                 CubeDim::new_1d(config.units as u32),
-                width,
+                params.width,
                 input.into_tensor_arg(),
                 values.into_tensor_arg(),
                 indices.into_tensor_arg(),
@@ -460,13 +455,12 @@ fn sample_from_top_k<R: CubeRuntime>(
                 flags,
                 rows,
                 kept as u32,
-                from_probs,
                 config.units,
-                vectors,
+                params.vectors,
                 config.capacity,
-                prime_per_unit(kept, config.units, config.capacity),
-                prime_batches(kept, vocab, config.units, vectors * width, crowded),
-                vocab <= config.units * vectors * width,
+                params.prime_per_unit,
+                params.prime_batches,
+                params.single_batch,
                 kept.div_ceil(config.units) as u32,
                 dtypes,
             )

@@ -53,10 +53,8 @@ pub(crate) fn launch<R: CubeRuntime>(
         return (values, indices);
     }
     let client = input.client.clone();
-    let width = vector_width(&input, dim);
+    let params = KernelParams::new(&input, dim, layout, k, config);
     let dtypes = [input.dtype.into(), index_dtype.into()];
-    let vectors = vectors_per_unit(config.batch, width);
-    let crowded = layout.rows > processors(&client.properties().hardware);
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the buffer capacity). A checked launch clamps each load, which makes
     // the load wait for its data at once (seen in the H100 profile).
@@ -65,7 +63,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             &client,
             cube_grid(layout.rows),
             CubeDim::new_1d(config.units as u32),
-            width,
+            params.width,
             input.into_tensor_arg(),
             values.clone().into_tensor_arg(),
             indices.clone().into_tensor_arg(),
@@ -75,14 +73,49 @@ pub(crate) fn launch<R: CubeRuntime>(
             layout.inner,
             largest,
             config.units,
-            vectors,
+            params.vectors,
             config.capacity,
-            prime_per_unit(k, config.units, config.capacity),
-            prime_batches(k, layout.len, config.units, vectors * width, crowded),
-            // A row of one batch per unit is read once, into registers.
-            layout.len <= config.units * vectors * width,
+            params.prime_per_unit,
+            params.prime_batches,
+            params.single_batch,
             dtypes,
         )
     };
     (values, indices)
+}
+
+/// The streaming kernel's launch parameters besides its [`Config`] (shared by
+/// `streaming_kernel` and the sampling kernel that runs it first).
+pub(crate) struct KernelParams {
+    /// The vector width of the loads.
+    pub width: usize,
+    /// Vectors per unit per batch.
+    pub vectors: usize,
+    /// Keys each unit contributes to the priming.
+    pub prime_per_unit: usize,
+    /// Batches of the priming sample.
+    pub prime_batches: usize,
+    /// A row is at most one batch per unit: read once, into registers.
+    pub single_batch: bool,
+}
+
+impl KernelParams {
+    pub(crate) fn new<R: CubeRuntime>(
+        input: &CubeTensor<R>,
+        dim: usize,
+        layout: RowLayout,
+        k: usize,
+        config: Config,
+    ) -> Self {
+        let width = vector_width(input, dim);
+        let vectors = vectors_per_unit(config.batch, width);
+        let crowded = layout.rows > processors(&input.client.properties().hardware);
+        Self {
+            width,
+            vectors,
+            prime_per_unit: prime_per_unit(k, config.units, config.capacity),
+            prime_batches: prime_batches(k, layout.len, config.units, vectors * width, crowded),
+            single_batch: layout.len <= config.units * vectors * width,
+        }
+    }
 }
