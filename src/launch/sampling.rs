@@ -344,17 +344,9 @@ fn fused_config<R: CubeRuntime>(
             if !matches!(choice.strategy, Strategy::Streaming(_)) {
                 return None;
             }
-            match check_and_plan(
-                hardware,
-                input.dtype,
-                || true,
-                &input.shape(),
-                input.handle.size() as usize / input.dtype.size(),
-                kept,
-                1,
-                choice.strategy,
-            ) {
-                Ok((_, Plan::Streaming(config))) => config,
+            // The input was checked with `Auto`; only the pick's configuration is new.
+            match crate::launch::plan(hardware, layout, kept, choice.strategy) {
+                Ok(Plan::Streaming(config)) => config,
                 _ => return None,
             }
         }
