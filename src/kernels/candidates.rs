@@ -501,6 +501,31 @@ impl Candidates {
         self.histogram[j].load()
     }
 
+    /// Moves the best `k` of the `len` entries that [`order_top_k()`] ordered (`by_rank` as it
+    /// returned) to positions `0..k`, best first, for [`Candidates::key`] and
+    /// [`Candidates::index`]. A ranked buffer holds at most one entry per unit (`len² ≤ units ×
+    /// RANK_SORT_WORK` with at least 256 units), so each unit moves at most one entry; a sorted one
+    /// is in place already.
+    pub fn arrange(&mut self, len: usize, by_rank: bool, k: u32) {
+        if by_rank {
+            let j = linear_unit();
+            let mut key = 0u32;
+            let mut index = 0u32;
+            let mut place = k;
+            if j < len {
+                key = self.keys[j];
+                index = self.indices[j];
+                place = self.rank_of(j);
+            }
+            sync_cube();
+            if place < k {
+                self.keys[place as usize] = key;
+                self.indices[place as usize] = index;
+            }
+            sync_cube();
+        }
+    }
+
     /// Whether [`Candidates::sort`] orders `len` entries with one per unit (in registers and
     /// plane shuffles) rather than in shared memory.
     pub fn sorts_in_planes(&self, len: u32) -> bool {

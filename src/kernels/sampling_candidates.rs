@@ -27,13 +27,14 @@
 //!    for every index of the row are skipped (two passes for vocabularies up to 65 536, three up
 //!    to 2^24).
 
+use crate::kernels::candidates::{self, order_top_k};
 use crate::kernels::philox::philox_first_word;
-use crate::kernels::primitives::{linear_unit, order_key};
+use crate::kernels::primitives::{key_value, linear_unit, order_key};
 use crate::kernels::sampling::{
     DRAW_BINS, FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, RowParams, cube_max_i32,
     fixed_weight, relative_weight,
 };
-use crate::kernels::streaming::top_k_of_row;
+use crate::kernels::streaming::offer_row;
 use crate::kernels::wide::{
     cube_exclusive_sum_wide, wide_add, wide_ge, wide_mul, wide_scale, wide_sub,
 };
@@ -46,10 +47,15 @@ const REM_HI: usize = 2;
 const REM_LO: usize = 3;
 const DECISION_WORDS: usize = 4;
 
-/// Shared-memory bytes of the candidate sampling in a cube of `cube_dim` units (see
-/// [`streaming_sampling_kernel()`], which adds it to a candidate buffer's).
+/// Shared-memory bytes of the candidate sampling in a cube of `cube_dim` units.
 pub fn shared_bytes(cube_dim: usize) -> usize {
     4 * ((cube_dim + 1) + 3 * (cube_dim + 1) + DECISION_WORDS + 2 * DRAW_BINS)
+}
+
+/// Shared-memory bytes of [`streaming_sampling_kernel()`] with a candidate buffer of `capacity`
+/// entries in a cube of `units`, with room for the alignment of each shared array.
+pub fn fused_shared_bytes(capacity: usize, units: usize) -> usize {
+    candidates::shared_bytes(capacity, units) + shared_bytes(units) + 256
 }
 
 /// One read of a row with vector loads (`vectors_per_unit` loads in flight per unit): whether it
@@ -216,25 +222,45 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    sample_candidates::<F, P, I, N>(
+    let params = RowParams::read::<P, I>(
         row,
-        values,
-        indices,
-        input,
-        temperatures,
-        top_ps,
-        min_ps,
-        seeds,
-        tokens,
-        valid,
+        per_row,
         temperature,
         top_p,
         min_p,
         seed_lo,
         seed_hi,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+    );
+    // This unit's candidates: a contiguous block of the sorted list.
+    let unit = linear_unit();
+    let value_base = row * values.stride(0);
+    let index_base = row * indices.stride(0);
+    let mut block_values = Array::<f32>::new(per_unit as usize);
+    let mut block_indices = Array::<u32>::new(per_unit as usize);
+    #[unroll]
+    for t in 0..per_unit {
+        let j = unit * per_unit as usize + t as usize;
+        if j < kept as usize {
+            block_values[t as usize] = f32::cast_from(values[value_base + j * values.stride(1)]);
+            block_indices[t as usize] = u32::cast_from(indices[index_base + j * indices.stride(1)]);
+        }
+    }
+    sample_candidates::<F, I, N>(
+        row,
+        params,
+        f32::cast_from(values[value_base]),
+        u32::cast_from(indices[index_base]),
+        &block_values,
+        &block_indices,
+        input,
+        tokens,
+        valid,
         offset_lo,
         offset_hi,
-        per_row,
         kept,
         from_probs,
         joint,
@@ -246,17 +272,16 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
 }
 
 /// [`candidate_sampling_kernel()`] fused after the streaming top-k
-/// ([`streaming_kernel`](crate::kernels::streaming::streaming_kernel())): each cube writes its
-/// row's top-`kept` into `values` / `indices` (`[rows, kept]`), then samples the row's token from
-/// them, in one launch instead of two. For logits without the joint order's second read of the
-/// row (no `from_probs`, no `full_pass`), in a cube of `units` (a multiple of 256) whose candidate
-/// buffer and sampling scratch both fit the shared memory.
+/// ([`streaming_kernel`](crate::kernels::streaming::streaming_kernel())): each cube finds its
+/// row's top-`kept` in its candidate buffer, arranges them sorted in place
+/// ([`Candidates::arrange`]) and samples the row's token from them, in one launch instead of
+/// two and with no round trip of the candidates through global memory. For logits without the
+/// joint order's second read of the row (no `from_probs`, no `full_pass`), in a cube of `units`
+/// (a multiple of 256) whose candidate buffer and sampling scratch both fit the shared memory.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     input: &Tensor<Vector<F, N>>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
     temperatures: &Tensor<P>,
     top_ps: &Tensor<P>,
     min_ps: &Tensor<P>,
@@ -286,14 +311,11 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    top_k_of_row::<F, I, N>(
+    let mut candidates = offer_row::<F, N>(
         input,
-        values,
-        indices,
         1usize,
         kept,
         row,
-        1usize,
         true,
         units,
         vectors_per_unit,
@@ -302,87 +324,23 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         prime_batches,
         single_batch,
     );
-    // The cube's own writes of the candidates, visible to all its units.
-    sync_storage();
-    sync_cube();
-    sample_candidates::<F, P, I, N>(
-        row,
-        values,
-        indices,
-        input,
-        temperatures,
-        top_ps,
-        min_ps,
-        seeds,
-        tokens,
-        valid,
-        temperature,
-        top_p,
-        min_p,
-        seed_lo,
-        seed_hi,
-        offset_lo,
-        offset_hi,
-        per_row,
-        kept,
-        false,
-        false,
-        false,
-        units as u32,
-        per_unit,
-        1u32,
-    );
-}
-
-/// The body of [`candidate_sampling_kernel()`] for `row`: every unit of the cube calls it.
-#[cube]
-#[allow(
-    clippy::too_many_arguments,
-    clippy::manual_range_contains,
-    clippy::collapsible_if
-)]
-fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
-    row: usize,
-    values: &Tensor<F>,
-    indices: &Tensor<I>,
-    input: &Tensor<Vector<F, N>>,
-    temperatures: &Tensor<P>,
-    top_ps: &Tensor<P>,
-    min_ps: &Tensor<P>,
-    seeds: &Tensor<I>,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
-    temperature: f32,
-    top_p: f32,
-    min_p: f32,
-    seed_lo: u32,
-    seed_hi: u32,
-    offset_lo: u32,
-    offset_hi: u32,
-    per_row: u32,
-    kept: u32,
-    #[comptime] from_probs: bool,
-    #[comptime] joint: bool,
-    #[comptime] full_pass: bool,
-    #[comptime] cube_dim: u32,
-    #[comptime] per_unit: u32,
-    #[comptime] vectors_per_unit: u32,
-) {
+    let (len, by_rank) = order_top_k(&mut candidates);
+    candidates.arrange(len, by_rank, kept);
+    // A key gives its value back exactly but for a NaN's payload and a zero's sign, neither of
+    // which changes a weight (a NaN first makes the row invalid).
     let unit = linear_unit();
-    let kk = kept as usize;
-    let vocab = input.shape(1);
-    let value_base = row * values.stride(0);
-    let value_stride = values.stride(1);
-    let index_base = row * indices.stride(0);
-    let index_stride = indices.stride(1);
-
-    let mut reduce = SharedMemory::<i32>::new(cube_dim as usize + 1usize);
-    let mut scratch = SharedMemory::<u32>::new(3usize * (cube_dim as usize + 1usize));
-    let mut decision = SharedMemory::<u32>::new(DECISION_WORDS);
-    let mass_lo = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
-    let mass_hi = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
-
-    // This row's parameters, as in `sampling_kernel`.
+    let mut block_values = Array::<f32>::new(per_unit as usize);
+    let mut block_indices = Array::<u32>::new(per_unit as usize);
+    #[unroll]
+    for t in 0..per_unit {
+        let j = unit * per_unit as usize + t as usize;
+        if j < kept as usize {
+            let (value, _) = key_value(candidates.key(j), true);
+            block_values[t as usize] = value;
+            block_indices[t as usize] = candidates.index(j);
+        }
+    }
+    let (top, _) = key_value(candidates.key(0usize), true);
     let params = RowParams::read::<P, I>(
         row,
         per_row,
@@ -396,10 +354,68 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
         min_ps,
         seeds,
     );
+    sample_candidates::<F, I, N>(
+        row,
+        params,
+        top,
+        candidates.index(0usize),
+        &block_values,
+        &block_indices,
+        input,
+        tokens,
+        valid,
+        offset_lo,
+        offset_hi,
+        kept,
+        false,
+        false,
+        false,
+        units as u32,
+        per_unit,
+        1u32,
+    );
+}
 
-    // 1. The first candidate is the row's largest element in the crate's order.
-    let top = f32::cast_from(values[value_base]);
-    let argmax = u32::cast_from(indices[index_base]);
+/// The sampling of both kernels for `row`, from its parameters, its first candidate (`top`,
+/// `argmax`) and this unit's block of the sorted candidates (`block_values`, `block_indices`:
+/// candidates `unit × per_unit ..`, those past `kept` unused): every unit of the cube calls it.
+#[cube]
+#[allow(
+    clippy::too_many_arguments,
+    clippy::manual_range_contains,
+    clippy::collapsible_if
+)]
+fn sample_candidates<F: Float, I: Int, N: Size>(
+    row: usize,
+    params: RowParams,
+    top: f32,
+    argmax: u32,
+    block_values: &Array<f32>,
+    block_indices: &Array<u32>,
+    input: &Tensor<Vector<F, N>>,
+    tokens: &mut Tensor<I>,
+    valid: &mut Tensor<I>,
+    offset_lo: u32,
+    offset_hi: u32,
+    kept: u32,
+    #[comptime] from_probs: bool,
+    #[comptime] joint: bool,
+    #[comptime] full_pass: bool,
+    #[comptime] cube_dim: u32,
+    #[comptime] per_unit: u32,
+    #[comptime] vectors_per_unit: u32,
+) {
+    let unit = linear_unit();
+    let kk = kept as usize;
+    let vocab = input.shape(1);
+
+    let mut reduce = SharedMemory::<i32>::new(cube_dim as usize + 1usize);
+    let mut scratch = SharedMemory::<u32>::new(3usize * (cube_dim as usize + 1usize));
+    let mut decision = SharedMemory::<u32>::new(DECISION_WORDS);
+    let mass_lo = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
+    let mass_hi = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
+
+    // 1. The first candidate (`top`, `argmax`) is the row's largest element in the crate's order.
     let top_key = order_key::<f32>(top, true);
     let finite = top_key < KEY_POS_INF && top_key > KEY_NEG_INF;
     let mut greedy = false;
@@ -452,7 +468,8 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
         terminate!();
     }
 
-    // 2. The candidates of this unit: a contiguous block, weights in registers.
+    // 2. The candidates of this unit (`block_values`, `block_indices`): a contiguous block of the
+    // sorted list, weights in registers.
     let first = unit * per_unit as usize;
     let mut weights = Array::<u32>::new(per_unit as usize);
     let mut positions = Array::<u32>::new(per_unit as usize);
@@ -465,13 +482,17 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
         let mut weight = 0u32;
         let mut position = 0u32;
         if j < kk {
-            let value = f32::cast_from(values[value_base + j * value_stride]);
-            let relative = relative_weight(value, top, params.temperature, from_probs);
+            let relative = relative_weight(
+                block_values[t as usize],
+                top,
+                params.temperature,
+                from_probs,
+            );
             weight = fixed_weight(relative);
             if relative >= params.min_p {
                 min_p_ok |= 1u32 << t;
             }
-            let index = u32::cast_from(indices[index_base + j * index_stride]);
+            let index = block_indices[t as usize];
             position = ((index & 0xFFu32) << 24u32) | (index >> 8u32);
         }
         weights[t as usize] = weight;

@@ -473,17 +473,59 @@ pub fn top_k_of_row<F: Float, I: Int, N: Size>(
     #[comptime] prime_batches: usize,
     #[comptime] single_batch: bool,
 ) {
-    let len = input.shape(dim);
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
+    let mut candidates = offer_row::<F, N>(
+        input,
+        dim,
+        k,
+        row,
+        largest,
+        units,
+        vectors_per_unit,
+        capacity,
+        prime_per_unit,
+        prime_batches,
+        single_batch,
+    );
+    write_top_k::<F, I, N>(
+        &mut candidates,
+        k,
+        input,
+        row_offset(input, row, dim),
+        input.stride(dim),
+        values,
+        indices,
+        row,
+        inner,
+        largest,
+        units,
+    );
+}
+
+/// A fresh buffer of `capacity` entries offered the whole of `row` ([`offer_range()`]): it holds
+/// the row's top-k, cut for [`order_top_k`](fn@crate::kernels::candidates::order_top_k).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn offer_row<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    dim: usize,
+    k: u32,
+    row: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] capacity: usize,
+    #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
+    #[comptime] single_batch: bool,
+) -> Candidates {
     let mut candidates = Candidates::new(capacity, units);
     offer_range::<F, N>(
         &mut candidates,
         input,
-        base,
-        stride,
+        row_offset(input, row, dim),
+        input.stride(dim),
         0usize,
-        len,
+        input.shape(dim),
         k,
         largest,
         units,
@@ -493,17 +535,5 @@ pub fn top_k_of_row<F: Float, I: Int, N: Size>(
         single_batch,
         false,
     );
-    write_top_k::<F, I, N>(
-        &mut candidates,
-        k,
-        input,
-        base,
-        stride,
-        values,
-        indices,
-        row,
-        inner,
-        largest,
-        units,
-    );
+    candidates
 }

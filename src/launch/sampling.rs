@@ -5,7 +5,6 @@
 
 use crate::autotune::{TuneShape, tuned_choice};
 use crate::error::RowLayout;
-use crate::kernels::candidates;
 use crate::kernels::greedy::greedy_kernel;
 use crate::kernels::sampling::{
     DRAW_BINS, OUTPUT_MASKED_LOGITS, OUTPUT_PROBABILITIES, OUTPUT_TOKENS, PER_ROW_MIN_P,
@@ -15,7 +14,7 @@ use crate::kernels::sampling_candidates::{
     self, candidate_sampling_kernel, streaming_sampling_kernel,
 };
 use crate::launch::streaming::{self, KernelParams, cube_grid, vector_width};
-use crate::launch::{Plan, allocate_outputs, check_and_plan, processors, top_k};
+use crate::launch::{Plan, check_and_plan, processors, top_k};
 use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
@@ -352,10 +351,7 @@ fn fused_config<R: CubeRuntime>(
         }
         _ => return None,
     };
-    // With room for the alignment of each shared array.
-    let shared = candidates::shared_bytes(config.capacity, config.units)
-        + sampling_candidates::shared_bytes(config.units)
-        + 256;
+    let shared = sampling_candidates::fused_shared_bytes(config.capacity, config.units);
     (config.units.is_multiple_of(DRAW_BINS)
         && kept.div_ceil(config.units) <= 32
         && shared <= hardware.max_shared_memory_size)
@@ -418,7 +414,6 @@ fn sample_from_top_k<R: CubeRuntime>(
     let full_pass = from_probs || (joint && p_may_cut && kept < vocab);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
     if !full_pass && let Some(config) = fused_config(&input, layout, plan, kept) {
-        let (values, indices) = allocate_outputs(&input, kept, 1, int_dtype);
         let params = KernelParams::new(&input, 1, layout, kept, config);
         // SAFETY: the kernel guards its own accesses (every index is bounded by the row length,
         // k, the buffer capacity or the per-row flags).
@@ -429,8 +424,6 @@ fn sample_from_top_k<R: CubeRuntime>(
                 CubeDim::new_1d(config.units as u32),
                 params.width,
                 input.into_tensor_arg(),
-                values.into_tensor_arg(),
-                indices.into_tensor_arg(),
                 temperatures.into_tensor_arg(),
                 top_ps.into_tensor_arg(),
                 min_ps.into_tensor_arg(),
