@@ -120,33 +120,41 @@ pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, 
         scratch[PLANE_POS as usize] = inclusive;
     }
     sync_cube();
-    // The first plane scans the plane totals, each lane a contiguous run of them (one total per
-    // lane on NVIDIA and AMD, 16 per lane at 1024 units with planes of 8): no unit walks them all.
     if PLANE_POS == 0 {
-        let lanes = PLANE_DIM as usize;
-        let per_lane = (plane_count - 1usize) / lanes + 1usize;
-        let lo = min(UNIT_POS_PLANE as usize * per_lane, plane_count);
-        let hi = min(lo + per_lane, plane_count);
-        let mut sum = 0u32;
-        for plane in lo..hi {
-            sum += scratch[plane];
-        }
-        let lane_inclusive = plane_inclusive_sum(sum);
-        let mut running = lane_inclusive - sum;
-        for plane in lo..hi {
-            let total = scratch[plane];
-            scratch[plane] = running;
-            running += total;
-        }
-        if UNIT_POS_PLANE == PLANE_DIM - 1 {
-            scratch[plane_count] = lane_inclusive;
-        }
+        scan_plane_totals(scratch, 0usize, plane_count);
     }
     sync_cube();
     let prefix = scratch[PLANE_POS as usize] + inclusive - value;
     let total = scratch[plane_count];
     sync_cube();
     (prefix, total)
+}
+
+/// Run by the first plane of a cube: turns the `count` plane totals at `scratch[first..]` into
+/// exclusive prefix sums and writes their sum at `scratch[first + count]`. Each lane takes a
+/// contiguous run of the totals (one per lane on NVIDIA and AMD, 16 per lane at 1024 units with
+/// planes of 8), so no unit walks them all: a serial walk of 32 totals is a chain of 32 dependent
+/// shared-memory round trips that the whole cube waits for.
+#[cube]
+pub fn scan_plane_totals(scratch: &mut SharedMemory<u32>, first: usize, count: usize) {
+    let lanes = PLANE_DIM as usize;
+    let per_lane = (count - 1usize) / lanes + 1usize;
+    let lo = min(UNIT_POS_PLANE as usize * per_lane, count);
+    let hi = min(lo + per_lane, count);
+    let mut sum = 0u32;
+    for plane in lo..hi {
+        sum += scratch[first + plane];
+    }
+    let lane_inclusive = plane_inclusive_sum(sum);
+    let mut running = lane_inclusive - sum;
+    for plane in lo..hi {
+        let total = scratch[first + plane];
+        scratch[first + plane] = running;
+        running += total;
+    }
+    if UNIT_POS_PLANE == PLANE_DIM - 1 {
+        scratch[first + count] = lane_inclusive;
+    }
 }
 
 /// Cube-wide bitwise OR of one `u32` per unit. Every unit must call it; `scratch` needs

@@ -1,6 +1,7 @@
 //! Unsigned 64-bit arithmetic on `(high, low)` pairs of `u32`, for devices without 64-bit integers
 //! (WGSL without `SHADER_INT64`). The sampling kernels keep probability mass in 64-bit fixed point.
 
+use crate::kernels::primitives::scan_plane_totals;
 use cubecl::prelude::*;
 
 /// `a + b`, wrapping at 2^64.
@@ -91,15 +92,10 @@ pub fn cube_exclusive_sum_wide(
         scratch[2usize * stride + plane] = inclusive_hi;
     }
     sync_cube();
-    if UNIT_POS == 0 {
+    if PLANE_POS == 0 {
+        #[unroll]
         for piece in 0usize..3usize {
-            let mut running = 0u32;
-            for p in 0usize..planes {
-                let total = scratch[piece * stride + p];
-                scratch[piece * stride + p] = running;
-                running += total;
-            }
-            scratch[piece * stride + planes] = running;
+            scan_plane_totals(scratch, piece * stride, planes);
         }
     }
     sync_cube();
