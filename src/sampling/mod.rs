@@ -24,7 +24,8 @@
 //!   more inside that second launch, with vector loads. When the top-k is the streaming kernel
 //!   (the autotuner's pick for the shape, once tuned, or an explicit
 //!   [`SamplingParams::top_k_strategy`]) and no second read is needed, each cube samples its row
-//!   right after writing the row's candidates, in the same launch; the tokens are the same.
+//!   from the candidates in its own shared memory right after finding them, in the same launch
+//!   (the candidates are never written out); the tokens are the same.
 //! - **Greedy kernel** ([`crate::kernels::greedy`]): one cube per row reads the row once with
 //!   vector loads, four in flight per unit, and keeps the largest key and its index; the same
 //!   token and validity as the one-launch kernel's first pass, which greedy rows take when some
