@@ -222,19 +222,6 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    let params = RowParams::read::<P, I>(
-        row,
-        per_row,
-        temperature,
-        top_p,
-        min_p,
-        seed_lo,
-        seed_hi,
-        temperatures,
-        top_ps,
-        min_ps,
-        seeds,
-    );
     // This unit's candidates: a contiguous block of the sorted list.
     let unit = linear_unit();
     let value_base = row * values.stride(0);
@@ -249,18 +236,27 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
             block_indices[t as usize] = u32::cast_from(indices[index_base + j * indices.stride(1)]);
         }
     }
-    sample_candidates::<F, I, N>(
+    sample_candidates::<F, P, I, N>(
         row,
-        params,
         f32::cast_from(values[value_base]),
         u32::cast_from(indices[index_base]),
         &block_values,
         &block_indices,
         input,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
         tokens,
         valid,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
         offset_lo,
         offset_hi,
+        per_row,
         kept,
         from_probs,
         joint,
@@ -341,31 +337,27 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         }
     }
     let (top, _) = key_value(candidates.key(0usize), true);
-    let params = RowParams::read::<P, I>(
+    sample_candidates::<F, P, I, N>(
         row,
-        per_row,
-        temperature,
-        top_p,
-        min_p,
-        seed_lo,
-        seed_hi,
-        temperatures,
-        top_ps,
-        min_ps,
-        seeds,
-    );
-    sample_candidates::<F, I, N>(
-        row,
-        params,
         top,
         candidates.index(0usize),
         &block_values,
         &block_indices,
         input,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
         tokens,
         valid,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
         offset_lo,
         offset_hi,
+        per_row,
         kept,
         false,
         false,
@@ -376,8 +368,8 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     );
 }
 
-/// The sampling of both kernels for `row`, from its parameters, its first candidate (`top`,
-/// `argmax`) and this unit's block of the sorted candidates (`block_values`, `block_indices`:
+/// The sampling of both kernels for `row`, from its first candidate (`top`, `argmax`) and this
+/// unit's block of the sorted candidates (`block_values`, `block_indices`:
 /// candidates `unit × per_unit ..`, those past `kept` unused): every unit of the cube calls it.
 #[cube]
 #[allow(
@@ -385,18 +377,27 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     clippy::manual_range_contains,
     clippy::collapsible_if
 )]
-fn sample_candidates<F: Float, I: Int, N: Size>(
+fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
     row: usize,
-    params: RowParams,
     top: f32,
     argmax: u32,
     block_values: &Array<f32>,
     block_indices: &Array<u32>,
     input: &Tensor<Vector<F, N>>,
+    temperatures: &Tensor<P>,
+    top_ps: &Tensor<P>,
+    min_ps: &Tensor<P>,
+    seeds: &Tensor<I>,
     tokens: &mut Tensor<I>,
     valid: &mut Tensor<I>,
+    temperature: f32,
+    top_p: f32,
+    min_p: f32,
+    seed_lo: u32,
+    seed_hi: u32,
     offset_lo: u32,
     offset_hi: u32,
+    per_row: u32,
     kept: u32,
     #[comptime] from_probs: bool,
     #[comptime] joint: bool,
@@ -414,6 +415,21 @@ fn sample_candidates<F: Float, I: Int, N: Size>(
     let mut decision = SharedMemory::<u32>::new(DECISION_WORDS);
     let mass_lo = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
     let mass_hi = SharedMemory::<Atomic<u32>>::new(DRAW_BINS);
+
+    // This row's parameters, as in `sampling_kernel`.
+    let params = RowParams::read::<P, I>(
+        row,
+        per_row,
+        temperature,
+        top_p,
+        min_p,
+        seed_lo,
+        seed_hi,
+        temperatures,
+        top_ps,
+        min_ps,
+        seeds,
+    );
 
     // 1. The first candidate (`top`, `argmax`) is the row's largest element in the crate's order.
     let top_key = order_key::<f32>(top, true);
