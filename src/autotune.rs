@@ -32,8 +32,7 @@
 //!   candidate on the H200 (0.3–0.5 s with CubeCL's compilation cache filled by an earlier
 //!   process), paid by the first key of each dtype and k range (the kernels' compile-time
 //!   parameters follow ranges of k, not k itself); it is logged at `info` level with the winner.
-//!   Every candidate runs once before any is timed, so the compilations all come first and the
-//!   timing is one stretch of a busy GPU. [`tune_ahead`] pays that cost up front.
+//!   [`tune_ahead`] pays that cost up front.
 
 use crate::backend::TopKBackend;
 use crate::error::TopKError;
@@ -358,30 +357,24 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
     }
 }
 
-/// Prepares the tuning of `key`: runs every candidate worth timing once, so that all of them
-/// are compiled before the tuner times any (a candidate timed right after another's NVRTC
-/// compilation, a second or two of an idle GPU, would start its samples on a cooling device),
-/// then times [`PROBE_RUNS`] back-to-back runs of the first and records how many runs each of the
-/// tuner's samples takes.
-fn prepare_tuning<R: CubeRuntime>(device: &DeviceTuner<R>, key: &TopKKey, inputs: &TuneInput<R>) {
-    let admitted: Vec<Strategy> = device
+/// Times one run of the first candidate worth timing for `key` (it is compiled first, and the
+/// tuner times it anyway), and records how many runs each of the tuner's samples takes.
+fn measure_sample_runs<R: CubeRuntime>(
+    device: &DeviceTuner<R>,
+    key: &TopKKey,
+    inputs: &TuneInput<R>,
+) {
+    let strategy = device
         .candidates
         .iter()
-        .filter(|c| device.rule.admits(c.strategy, key))
-        .map(|c| c.strategy)
-        .collect();
+        .find(|c| device.rule.admits(c.strategy, key))
+        .map_or(Strategy::RadixSelect, |c| c.strategy);
     let (tensor, k, dim, largest, index_dtype) = inputs.clone();
     let client = tensor.client.clone();
-    let run_once =
-        |strategy: Strategy| run(tensor.clone(), k, dim, strategy, largest, index_dtype).is_ok();
-    // A candidate that does not fit fails here before launching, and the tuner skips it.
-    for &strategy in &admitted {
-        run_once(strategy);
-    }
-    let first = admitted.first().copied().unwrap_or(Strategy::RadixSelect);
     // `times` back-to-back runs and one synchronisation; false if any failed.
     let runs_then_sync = |times: u32| {
-        let ok = (0..times).all(|_| run_once(first));
+        let ok =
+            (0..times).all(|_| run(tensor.clone(), k, dim, strategy, largest, index_dtype).is_ok());
         ok && cubecl::future::block_on(client.sync()).is_ok()
     };
     let runs = if runs_then_sync(1) {
@@ -476,7 +469,7 @@ pub(crate) fn top_k<R: CubeRuntime>(
             // A key found on disk but not yet validated is tuned again only if its file is stale;
             // those few tunings take the default sample size.
             if matches!(device.tuner.fastest(&key), TuneCacheResult::Miss) {
-                prepare_tuning(&device, &key, &inputs);
+                measure_sample_runs(&device, &key, &inputs);
             }
             let result = device.tuner.check_tune(
                 &key,
