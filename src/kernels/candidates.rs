@@ -52,6 +52,20 @@ const RANK_SORT_WORK: usize = 256;
 /// `n² ≤ units × RANK_SELECT_WORK` (at most 64 compares per unit).
 const RANK_SELECT_WORK: usize = 64;
 
+/// The buckets of [`Candidates::take_bucketed`]: one per histogram word.
+const BUCKET_BITS: u32 = 11;
+const BUCKETS: usize = 1 << BUCKET_BITS;
+const _: () = assert!(BUCKETS == BINS * COPIES);
+/// The longest list [`Candidates::take_bucketed`] takes, in buffers: a radix select's list may
+/// hold several times k (the pivot digit's bin of a uniform row of 128k holds 8k entries).
+const BUCKET_LIST_MAX: usize = 4;
+/// [`Candidates::take_bucketed`]'s answer for a list it leaves to [`offer_entries()`].
+pub const NOT_BUCKETED: u32 = u32::MAX;
+/// The compares per unit, on average, that ranking the kept entries within their buckets may
+/// cost before [`Candidates::take_bucketed`] leaves a list to the buffer (the sum over the kept
+/// buckets of their entries squared, each bucket's entries counted up to 4095).
+const BUCKET_RANK_WORK: usize = 256;
+
 /// The index of a padding entry: it loses to every real entry (indices stay below `u32::MAX`).
 pub const PADDING_INDEX: u32 = u32::MAX;
 /// The key of a padding entry: the smallest key.
@@ -727,6 +741,154 @@ impl Candidates {
         sync_cube();
         (self.state[DIGIT], self.state[ABOVE], self.state[IN_BIN])
     }
+
+    /// Moves the best k of a list of `count` entries in global memory (`entry_keys` and
+    /// `entry_indices` from `first`; padding entries are skipped) into the empty buffer, grouped
+    /// by bucket for [`Candidates::bucket_place`]. One histogram of the keys over [`BUCKETS`]
+    /// equal slices of the list's key range finds the slice that holds the k-th entry; that
+    /// slice's entries and everything above are kept, each slice's entries together, best slice
+    /// first. Returns `(kept, lo, shift)`: the entries kept (`kept` ≥ k unless the list is
+    /// shorter) and the slicing, or [`NOT_BUCKETED`] as `kept`, with the buffer as it was, when
+    /// the list is longer than [`BUCKET_LIST_MAX`] buffers, or the kept entries do not fit or
+    /// crowd into so few slices (ties) that ranking within them would cost more than
+    /// [`BUCKET_RANK_WORK`] compares per unit: then the list may be offered instead. Three reads
+    /// of the list and five barriers, against a sort of the kept entries (H200, 8 rows of 128k,
+    /// k = 4096: the tiled radix select's last launch 59 µs sorting; the whole call 79.3 → 38.3
+    /// µs by bucket). After a take the histogram's words hold the slices' ends, so nothing but
+    /// [`Candidates::bucket_place`] may follow.
+    pub fn take_bucketed(
+        &mut self,
+        entry_keys: &Tensor<u32>,
+        entry_indices: &Tensor<u32>,
+        first: usize,
+        count: usize,
+        k: u32,
+    ) -> (u32, u32, u32) {
+        let units = self.units;
+        let unit = linear_unit();
+        let mut taken = 0u32;
+        let mut lo_taken = 0u32;
+        let mut shift_taken = 0u32;
+        if count > BUCKET_LIST_MAX * self.capacity {
+            // A long list (a merge of many tiles' candidates) is cheaper offered: the primed
+            // threshold rejects most of it in one pass, where buckets take three (H200, one row
+            // of 1M at k = 256, two-stage: 57 µs offered, 85 by bucket).
+            taken = NOT_BUCKETED;
+        } else if count > 0usize {
+            let mut hi = 0u32;
+            let mut lo_inverted = 0u32;
+            let mut j = unit;
+            while j < count {
+                if entry_indices[first + j] != PADDING_INDEX {
+                    let key = entry_keys[first + j];
+                    hi = max(hi, key);
+                    lo_inverted = max(lo_inverted, !key);
+                }
+                j += units;
+            }
+            let (lo, hi, _) = self.cube_range(hi, lo_inverted, 0u32);
+            // No real entry: `lo` is above `hi`, and nothing is counted below.
+            let shift = bucket_shift(select(hi >= lo, hi - lo, 0u32));
+            j = unit;
+            while j < count {
+                if entry_indices[first + j] != PADDING_INDEX {
+                    let bucket = ((entry_keys[first + j] - lo) >> shift) as usize;
+                    self.histogram[bucket].fetch_add(1u32);
+                }
+                j += units;
+            }
+            // (Also ends `cube_range`'s reads of the scan words.)
+            sync_cube();
+            // Each unit takes a run of buckets from the top (the best first) and turns their
+            // counts into the places where they start; the buckets that start before k are kept.
+            let per_unit = comptime!(BUCKETS.div_ceil(units));
+            let mut sum = 0u32;
+            #[unroll]
+            for t in 0..per_unit {
+                let from_top = unit * per_unit + t;
+                if from_top < BUCKETS {
+                    sum += self.histogram[BUCKETS - 1usize - from_top].load();
+                }
+            }
+            let (above, _) = cube_exclusive_sum(sum, &mut self.scan);
+            let mut running = above;
+            let mut kept = 0u32;
+            let mut lowest_kept = 0u32;
+            let mut work = 0u32;
+            #[unroll]
+            for t in 0..per_unit {
+                let from_top = unit * per_unit + t;
+                if from_top < BUCKETS {
+                    let bucket = BUCKETS - 1usize - from_top;
+                    let in_bucket = self.histogram[bucket].load();
+                    if running < k {
+                        let capped = min(in_bucket, 0xFFFu32);
+                        work += capped * capped;
+                        kept = running + in_bucket;
+                        lowest_kept = !(bucket as u32);
+                    }
+                    // From here on the bucket's word is its next free place.
+                    self.histogram[bucket].store(running);
+                    running += in_bucket;
+                }
+            }
+            // The places are visible after this barrier.
+            let (cut, kept, work) = self.cube_range(kept, lowest_kept, min(work, 1u32 << 20u32));
+            if kept as usize <= self.capacity && work as usize <= units * BUCKET_RANK_WORK {
+                j = unit;
+                while j < count {
+                    let index = entry_indices[first + j];
+                    if index != PADDING_INDEX {
+                        let key = entry_keys[first + j];
+                        let bucket = (key - lo) >> shift;
+                        if bucket >= cut {
+                            let place = self.histogram[bucket as usize].fetch_add(1u32) as usize;
+                            self.keys[place] = key;
+                            self.indices[place] = index;
+                        }
+                    }
+                    j += units;
+                }
+                taken = kept;
+                lo_taken = lo;
+                shift_taken = shift;
+            } else {
+                taken = NOT_BUCKETED;
+                // The histogram is zero between uses: each unit clears its own run.
+                #[unroll]
+                for t in 0..per_unit {
+                    let from_top = unit * per_unit + t;
+                    if from_top < BUCKETS {
+                        self.histogram[BUCKETS - 1usize - from_top].store(0u32);
+                    }
+                }
+            }
+            sync_cube();
+        }
+        (taken, lo_taken, shift_taken)
+    }
+
+    /// The place (0 for the best) of entry `j` of the buffer after [`Candidates::take_bucketed`]
+    /// returned `(kept, lo, shift)` (`j < kept`): the entries of the buckets above its own, plus
+    /// those of its bucket that beat it. A bucket's entries lie between the end of the bucket
+    /// above it and its own end, which the bucket's word holds after the moves.
+    pub fn bucket_place(&self, j: usize, lo: u32, shift: u32) -> u32 {
+        let key = self.keys[j];
+        let index = self.indices[j];
+        let bucket = ((key - lo) >> shift) as usize;
+        let end = self.histogram[bucket].load() as usize;
+        let mut start = 0usize;
+        if bucket + 1usize < BUCKETS {
+            start = self.histogram[bucket + 1usize].load() as usize;
+        }
+        let mut place = start as u32;
+        for other in start..end {
+            if beats(self.keys[other], self.indices[other], key, index) {
+                place += 1u32;
+            }
+        }
+        place
+    }
 }
 
 /// The shift that cuts the offsets `0..=span` (span > 0) into at most 256 slices of equal
@@ -737,6 +899,18 @@ fn slice_shift(span: u32) -> u32 {
     let mut shift = 0u32;
     if bits > 8u32 {
         shift = bits - 8u32;
+    }
+    shift
+}
+
+/// The shift that cuts the offsets `0..=span` into at most [`BUCKETS`] slices of equal
+/// power-of-two width.
+#[cube]
+fn bucket_shift(span: u32) -> u32 {
+    let bits = 32u32 - span.leading_zeros();
+    let mut shift = 0u32;
+    if bits > BUCKET_BITS {
+        shift = bits - BUCKET_BITS;
     }
     shift
 }
@@ -1012,8 +1186,10 @@ pub fn write_result<F: Float, I: Int, N: Size>(
     indices[at] = I::cast_from(index);
 }
 
-/// A list's top-k: offers its `count` entries from `first` ([`offer_entries()`]) and writes the
-/// best k sorted ([`write_top_k()`]).
+/// A list's top-k, written sorted: the best k of its `count` entries from `first` taken by
+/// bucket and each placed by the entries that beat it ([`Candidates::take_bucketed`]), or, for a
+/// list whose kept entries would not fit the buffer or crowd into a few buckets, offered to the
+/// buffer ([`offer_entries()`]) and sorted ([`write_top_k()`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
@@ -1035,17 +1211,42 @@ pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
     #[comptime] entries_per_unit: usize,
     #[comptime] prime_per_unit: usize,
 ) {
-    offer_entries(
-        candidates,
-        entry_keys,
-        entry_indices,
-        first,
-        count,
-        k,
-        entries_per_unit,
-        prime_per_unit,
-    );
-    write_top_k::<F, I, N>(
-        candidates, k, input, base, stride, values, indices, row, inner, largest, units,
-    );
+    let (kept, lo, shift) = candidates.take_bucketed(entry_keys, entry_indices, first, count, k);
+    if kept == NOT_BUCKETED {
+        offer_entries(
+            candidates,
+            entry_keys,
+            entry_indices,
+            first,
+            count,
+            k,
+            entries_per_unit,
+            prime_per_unit,
+        );
+        write_top_k::<F, I, N>(
+            candidates, k, input, base, stride, values, indices, row, inner, largest, units,
+        );
+    } else {
+        let mut j = linear_unit();
+        while j < kept as usize {
+            let place = candidates.bucket_place(j, lo, shift);
+            if place < k {
+                write_result::<F, I, N>(
+                    candidates.key(j),
+                    candidates.index(j),
+                    place as usize,
+                    k as usize,
+                    input,
+                    base,
+                    stride,
+                    values,
+                    indices,
+                    row,
+                    inner,
+                    largest,
+                );
+            }
+            j += units;
+        }
+    }
 }

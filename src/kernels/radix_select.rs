@@ -433,10 +433,10 @@ pub const RANK_QUERIES: usize = 16;
 /// that beat it (a larger key, or an equal key at a smaller index: a total order, so the places
 /// are distinct and the result does not depend on the list's order), and the entries placed
 /// under k are written there. The cubes of a row take [`RANK_QUERIES`] entries at a time, the
-/// cube's units split the list between them. That spreads a row's sort over the whole device,
-/// where one cube's bitonic sort of 4096 entries took most of the call (H200, V = 128k). A longer
-/// list (many keys in the pivot bin, ties) would cost its square: the row's first cube streams
-/// it through a candidate buffer of `capacity` entries and sorts what is left.
+/// cube's units split the list between them. That spreads a short list's sort over the whole
+/// device. A longer list would cost its square: the row's first cube takes it with its
+/// candidate buffer of `capacity` entries ([`write_top_k_of_entries()`]: by bucket, or for a
+/// list of many ties, offered and sorted).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(

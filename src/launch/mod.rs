@@ -179,7 +179,7 @@ fn radix_select_config(
             // Tiles of at least one step of the cube.
             let tile_width = layout.len.div_ceil(cubes_per_row).max(units * batch);
             // No more ranking cubes than the longest ranked list has groups of queries.
-            let rank_max = radix_select::rank_max_entries(layout.rows, k);
+            let rank_max = radix_select::rank_max_entries(layout.rows);
             let rank_cubes = cubes_per_row.min(rank_max.div_ceil(RANK_QUERIES).max(1));
             radix_select::Config::Tiled {
                 tile_width,

@@ -18,22 +18,19 @@ use cubecl::prelude::*;
 /// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
 const CUBE_UNITS: u32 = 256;
 
-/// The longest filtered list the tiled select ranks (a cost of its length squared, spread over
-/// the device); a longer one goes through one cube's candidate buffer.
-pub(crate) const RANK_MAX_ENTRIES: usize = 8192;
+/// How many compares (rows × list length²) the tiled select may spend ranking each row's list
+/// across the row's cubes (each entry placed by the entries that beat it); a longer list is
+/// taken by the row's first cube alone, by bucket ([`write_top_k_of_entries`]), which costs a
+/// few passes over the list but a longer chain of barriers. H200, rows of 128k: one row at
+/// k = 1024 (~1.5k-entry lists) ranked 25.3 µs against 27.0 by bucket, at k = 4096 (~5k entries)
+/// 40.1 against 32.5; 8 rows at k = 1024 39.2 against 30.7.
+///
+/// [`write_top_k_of_entries`]: crate::kernels::candidates::write_top_k_of_entries
+const RANK_COMPARES: usize = 1 << 23;
 
-/// How many compares (rows × list length²) the tiled select may spend ranking, per unit of k:
-/// the ranking replaces one cube per row sorting k entries (the rows side by side), so what it
-/// may cost grows with k and shrinks with the rows. H200, rows of 128k: one row, k = 4096
-/// (5k-entry lists, 27M compares) 73.4 → 44.4 µs ranked; 8 rows, k = 1024 (16M) even at 40.3;
-/// 16 rows, k = 1024 (32M) 45.7 → 53.9; 8 rows, k = 4096 (216M) 77.5 → 122.
-const RANK_COMPARES_PER_K: usize = 1 << 14;
-
-/// The longest list the tiled select ranks for `rows` rows and `k`.
-pub(crate) fn rank_max_entries(rows: usize, k: usize) -> usize {
-    (RANK_COMPARES_PER_K * k / rows.max(1))
-        .isqrt()
-        .min(RANK_MAX_ENTRIES)
+/// The longest list the tiled select ranks across cubes for `rows` rows.
+pub(crate) fn rank_max_entries(rows: usize) -> usize {
+    (RANK_COMPARES / rows.max(1)).isqrt()
 }
 
 /// How radix select runs.
@@ -45,7 +42,7 @@ pub(crate) enum Config {
     /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
     /// above the row's pivot digit; `rank_cubes` cubes per row of `select.units` rank those
     /// and write the top-k, or, for a list over `rank_max` entries ([`rank_max_entries`]), the
-    /// row's first cube streams it through a candidate buffer (`select`).
+    /// row's first cube takes it with its candidate buffer (`select`).
     Tiled {
         tile_width: usize,
         units: usize,
