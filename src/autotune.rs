@@ -10,9 +10,10 @@
 //!   above the buffer limit) reports an error before launching and is skipped.
 //! - **Pruning**: cheap rules drop candidates that cannot win for a key before anything is timed
 //!   (two-stage when the rows alone fill the device, cubes or batches larger than the row,
-//!   256-unit cubes beside larger ones unless the rows outnumber the processors or are short, all
-//!   but radix select when k is above [`STREAMING_MAX_K`]); radix select stays as the fallback
-//!   group.
+//!   256-unit cubes beside larger ones unless the rows outnumber the processors or are short,
+//!   radix select where it would run one cube per row, or where the rows fill the device and k is
+//!   below 256, all but radix select when k is above [`STREAMING_MAX_K`]); radix select stays as
+//!   the fallback group.
 //! - **Key** ([`TopKKey`]): k exactly, the row length and the row count rounded up to a power of
 //!   two, the dtype, `largest`, whether `dim` is contiguous, and the device's plane size. Every
 //!   candidate's feasibility depends only on these and on the device, so a cached winner fits any
@@ -209,6 +210,10 @@ struct DeviceTuner<R: CubeRuntime> {
     rule: Arc<PlausibleRule>,
 }
 
+/// The smallest k at which radix select is timed for rows that fill the device: below it the
+/// candidate buffer's one pass beats three launches.
+const RADIX_MANY_ROWS_MIN_K: usize = 256;
+
 /// Which candidates are worth timing for a key on one device: rules that only drop candidates
 /// which cannot win.
 struct PlausibleRule {
@@ -225,9 +230,10 @@ impl PlausibleRule {
         match strategy {
             _ if key.k > STREAMING_MAX_K => strategy == Strategy::RadixSelect,
             // One cube per row, radix select is 5–10× slower than the candidate buffer wherever
-            // that fits; tiled (a few long rows), it may win at large k.
+            // that fits; tiled, it may win on a few long rows, or at large k.
             Strategy::RadixSelect => {
                 launch::radix_select_tiles(&self.hardware, key.rows, key.len, key.k)
+                    && (key.rows * 2 <= processors || key.k >= RADIX_MANY_ROWS_MIN_K)
             }
             Strategy::Streaming(params) => {
                 let units = units(params.planes_per_cube);

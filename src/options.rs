@@ -23,8 +23,9 @@ pub enum Strategy {
     /// the streaming buffer (more than [`STREAMING_MAX_K`]); when the rows are too few to fill
     /// the device (at most a quarter of its processors) and long enough to split (at least
     /// 8 × max(4k, 4096)), the tiled [`RadixSelect`](Strategy::RadixSelect) from k = 256 (where
-    /// it runs tiled) and [`TwoStage`](Strategy::TwoStage) below; else
-    /// [`Streaming`](Strategy::Streaming). What `Auto` falls back to when a cached choice
+    /// it runs tiled) and [`TwoStage`](Strategy::TwoStage) below; else the tiled
+    /// [`RadixSelect`](Strategy::RadixSelect) from k = 2048 where it runs tiled, and
+    /// [`Streaming`](Strategy::Streaming) below. What `Auto` falls back to when a cached choice
     /// cannot run.
     Heuristic,
     /// One pass over each row with one cube per row: a candidate buffer in shared memory and a

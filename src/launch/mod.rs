@@ -107,12 +107,19 @@ fn plan(
                     )?),
                 }
             } else {
-                Plan::Streaming(streaming_config(
-                    hardware,
-                    layout,
-                    k,
-                    StreamingParams::default(),
-                )?)
+                match radix_select_config(hardware, layout, k) {
+                    radix @ radix_select::Config::Tiled { .. }
+                        if k >= HEURISTIC_RADIX_MANY_ROWS_MIN_K =>
+                    {
+                        Plan::RadixSelect(radix)
+                    }
+                    _ => Plan::Streaming(streaming_config(
+                        hardware,
+                        layout,
+                        k,
+                        StreamingParams::default(),
+                    )?),
+                }
             }
         }
     })
@@ -127,6 +134,11 @@ pub(crate) fn processors(hardware: &HardwareProperties) -> usize {
 /// select rather than two-stage (H200, one row of 128k: k = 256 30.5 against 34.4 µs, k = 1024
 /// 37.5 against 55.7; at k = 50 two-stage wins, 21.8 against 26.0).
 const HEURISTIC_RADIX_MIN_K: usize = 256;
+
+/// The smallest k for which [`Strategy::Heuristic`] sends rows that fill the device to the tiled
+/// radix select rather than streaming (H200, k = 4096: 64 rows of 128k 66.5 against 119 µs, 256
+/// rows of 32k 109 against 247; at k = 1024 the two are within 10 %).
+const HEURISTIC_RADIX_MANY_ROWS_MIN_K: usize = 2048;
 
 /// The heuristic's rule for splitting rows across cubes: fewer rows than a quarter of the
 /// processors, and rows long enough that each would give several tiles of at least 4k elements.
@@ -152,8 +164,13 @@ pub(crate) fn radix_select_tiles(
     )
 }
 
-/// Radix select tiled when the rows alone leave most processors idle, the rows are long, and the
-/// final candidate buffer holds 2k entries in a cube; else one cube per row.
+/// The most elements (rows × length) radix select runs tiled for whatever the rows: its lists
+/// take two words per element of scratch (256 MiB here).
+const RADIX_TILED_MAX_ELEMENTS: usize = 1 << 25;
+
+/// Radix select tiled when the rows are long, the final candidate buffer holds 2k entries in a
+/// cube, and either the rows alone leave most processors idle or the lists' scratch is at most
+/// [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row.
 fn radix_select_config(
     hardware: &HardwareProperties,
     layout: RowLayout,
@@ -170,7 +187,8 @@ fn radix_select_config(
         Some((select_units, capacity))
             if units_fit
                 && select_units.is_multiple_of(RANK_QUERIES)
-                && layout.rows * 2 <= processors(hardware)
+                && (layout.rows * 2 <= processors(hardware)
+                    || layout.rows * layout.len <= RADIX_TILED_MAX_ELEMENTS)
                 && layout.len >= 16 * 1024 =>
         {
             let batch = 8;
