@@ -710,15 +710,30 @@ fn radix_select_tiled() {
         let ties = few_values(&mut rng, rows * len);
         let special = specials(&mut rng, rows * len);
         let constant = vec![-2.5f32; rows * len];
+        // One value copied among the largest random ones: the copies share a bucket of the
+        // list, which ranks 40 of them there by index, and sends 3000 (too many) to the buffer.
+        let copied = |copies: usize, rng: &mut StdRng| {
+            let mut values = random_values(rng, rows * len);
+            for row in 0..rows {
+                for _ in 0..copies {
+                    values[row * len + rng.random_range(0..len)] = 9.9;
+                }
+            }
+            values
+        };
+        let few_copies = copied(40, &mut rng);
+        let many_copies = copied(3000, &mut rng);
         for (data, values) in [
             ("ascending", &ascending),
             ("random", &random),
             ("ties", &ties),
             ("specials", &special),
             ("constant", &constant),
+            ("40 copies", &few_copies),
+            ("3000 copies", &many_copies),
         ] {
-            // Random rows' lists are ranked; ties and constant rows overflow the ranked
-            // length and go through the candidate buffer.
+            // Short lists are ranked across the row's cubes, longer ones taken by bucket in
+            // one cube, lists of many ties and constant rows offered to its candidate buffer.
             let ks: &[usize] = if data == "random" || data == "ties" {
                 &[1, 333, 1000, 4096]
             } else {
