@@ -1139,10 +1139,42 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
     #[comptime] units: usize,
 ) {
     let (len, by_rank) = order_top_k(candidates);
+    write_placed::<F, I, N>(
+        candidates, len, by_rank, false, 0u32, 0u32, k, input, base, stride, values, indices, row,
+        inner, largest, units,
+    );
+}
+
+/// Writes each of the first `len` entries of `candidates` whose place is below k at that place
+/// in the contiguous outputs: with `bucketed`, the place [`Candidates::bucket_place`] gives under
+/// the slicing `lo`, `shift`; else the one [`order_top_k()`] gave ([`place_of()`], `by_rank`).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn write_placed<F: Float, I: Int, N: Size>(
+    candidates: &Candidates,
+    len: usize,
+    by_rank: bool,
+    bucketed: bool,
+    lo: u32,
+    shift: u32,
+    k: u32,
+    input: &Tensor<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    row: usize,
+    inner: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+) {
     let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {
-        let place = place_of(candidates, j, by_rank);
+        let mut place = place_of(candidates, j, by_rank);
+        if bucketed {
+            place = candidates.bucket_place(j, lo, shift) as usize;
+        }
         if place < k_len {
             write_result::<F, I, N>(
                 candidates.key(j),
@@ -1227,26 +1259,10 @@ pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
             candidates, k, input, base, stride, values, indices, row, inner, largest, units,
         );
     } else {
-        let mut j = linear_unit();
-        while j < kept as usize {
-            let place = candidates.bucket_place(j, lo, shift);
-            if place < k {
-                write_result::<F, I, N>(
-                    candidates.key(j),
-                    candidates.index(j),
-                    place as usize,
-                    k as usize,
-                    input,
-                    base,
-                    stride,
-                    values,
-                    indices,
-                    row,
-                    inner,
-                    largest,
-                );
-            }
-            j += units;
-        }
+        let len = kept as usize;
+        write_placed::<F, I, N>(
+            candidates, len, false, true, lo, shift, k, input, base, stride, values, indices, row,
+            inner, largest, units,
+        );
     }
 }
