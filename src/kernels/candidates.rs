@@ -1220,8 +1220,8 @@ pub fn write_result<F: Float, I: Int, N: Size>(
 
 /// A list's top-k, written sorted: the best k of its `count` entries from `first` taken by
 /// bucket and each placed by the entries that beat it ([`Candidates::take_bucketed`]), or, for a
-/// list whose kept entries would not fit the buffer or crowd into a few buckets, offered to the
-/// buffer ([`offer_entries()`]) and sorted ([`write_top_k()`]).
+/// list longer than a few buffers or whose kept entries would not fit the buffer or crowd into a
+/// few buckets, offered to the buffer ([`offer_entries()`]) and sorted ([`write_top_k()`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
