@@ -25,7 +25,8 @@
 use crate::kernels::primitives::{cube_exclusive_sum, key_value, linear_unit};
 use cubecl::prelude::*;
 
-const BINS: usize = 256;
+const BIN_BITS: u32 = 8;
+const BINS: usize = 1 << BIN_BITS;
 /// Copies of the histogram, one per `unit % COPIES`: the keys of a buffer crowd into a few bins,
 /// and atomics on one shared-memory word serialise, so spreading a bin over 8 words (adjacent, in
 /// different banks) cuts the collisions eightfold.
@@ -224,7 +225,7 @@ impl Candidates {
             let mut retained = total;
             let mut passes: u32 = 0u32;
             while span > 0u32 && retained > 2u32 * k && passes < 2u32 {
-                let shift = slice_shift(span);
+                let shift = slice_shift(span, BIN_BITS);
                 #[unroll]
                 for j in 0..batch {
                     if (chosen & (1u32 << (j as u32))) != 0u32 {
@@ -383,7 +384,7 @@ impl Candidates {
             if span == 0u32 || retained <= target {
                 break;
             }
-            let shift = slice_shift(span);
+            let shift = slice_shift(span, BIN_BITS);
             let mut j = unit;
             while j < len {
                 let key = self.keys[j];
@@ -788,7 +789,7 @@ impl Candidates {
             }
             let (lo, hi, _) = self.cube_range(hi, lo_inverted, 0u32);
             // No real entry: `lo` is above `hi`, and nothing is counted below.
-            let shift = bucket_shift(select(hi >= lo, hi - lo, 0u32));
+            let shift = slice_shift(select(hi >= lo, hi - lo, 0u32), BUCKET_BITS);
             j = unit;
             while j < count {
                 if entry_indices[first + j] != PADDING_INDEX {
@@ -891,26 +892,15 @@ impl Candidates {
     }
 }
 
-/// The shift that cuts the offsets `0..=span` (span > 0) into at most 256 slices of equal
-/// power-of-two width: the bins of one histogram pass.
+/// The shift that cuts the offsets `0..=span` into at most `2^slice_bits` slices of equal
+/// power-of-two width: the bins of one histogram pass ([`BIN_BITS`]), or the buckets of
+/// [`Candidates::take_bucketed`] ([`BUCKET_BITS`]).
 #[cube]
-fn slice_shift(span: u32) -> u32 {
+fn slice_shift(span: u32, #[comptime] slice_bits: u32) -> u32 {
     let bits = 32u32 - span.leading_zeros();
     let mut shift = 0u32;
-    if bits > 8u32 {
-        shift = bits - 8u32;
-    }
-    shift
-}
-
-/// The shift that cuts the offsets `0..=span` into at most [`BUCKETS`] slices of equal
-/// power-of-two width.
-#[cube]
-fn bucket_shift(span: u32) -> u32 {
-    let bits = 32u32 - span.leading_zeros();
-    let mut shift = 0u32;
-    if bits > BUCKET_BITS {
-        shift = bits - BUCKET_BITS;
+    if bits > slice_bits {
+        shift = bits - slice_bits;
     }
     shift
 }
@@ -1154,7 +1144,7 @@ fn write_placed<F: Float, I: Int, N: Size>(
     candidates: &Candidates,
     len: usize,
     by_rank: bool,
-    bucketed: bool,
+    #[comptime] bucketed: bool,
     lo: u32,
     shift: u32,
     k: u32,
@@ -1171,10 +1161,11 @@ fn write_placed<F: Float, I: Int, N: Size>(
     let k_len = k as usize;
     let mut j = linear_unit();
     while j < len {
-        let mut place = place_of(candidates, j, by_rank);
-        if bucketed {
-            place = candidates.bucket_place(j, lo, shift) as usize;
-        }
+        let place = if comptime!(bucketed) {
+            candidates.bucket_place(j, lo, shift) as usize
+        } else {
+            place_of(candidates, j, by_rank)
+        };
         if place < k_len {
             write_result::<F, I, N>(
                 candidates.key(j),
