@@ -778,25 +778,52 @@ impl Candidates {
         } else if count > 0usize {
             let mut hi = 0u32;
             let mut lo_inverted = 0u32;
+            let mut keys = Array::<u32>::new(LIST_BATCH);
+            let mut indices = Array::<u32>::new(LIST_BATCH);
             let mut j = unit;
             while j < count {
-                if entry_indices[first + j] != PADDING_INDEX {
-                    let key = entry_keys[first + j];
-                    hi = max(hi, key);
-                    lo_inverted = max(lo_inverted, !key);
+                load_list_batch(
+                    entry_keys,
+                    entry_indices,
+                    first,
+                    j,
+                    count,
+                    &mut keys,
+                    &mut indices,
+                    units,
+                );
+                #[unroll]
+                for t in 0..LIST_BATCH {
+                    if indices[t] != PADDING_INDEX {
+                        hi = max(hi, keys[t]);
+                        lo_inverted = max(lo_inverted, !keys[t]);
+                    }
                 }
-                j += units;
+                j += units * LIST_BATCH;
             }
             let (lo, hi, _) = self.cube_range(hi, lo_inverted, 0u32);
             // No real entry: `lo` is above `hi`, and nothing is counted below.
             let shift = slice_shift(select(hi >= lo, hi - lo, 0u32), BUCKET_BITS);
             j = unit;
             while j < count {
-                if entry_indices[first + j] != PADDING_INDEX {
-                    let bucket = ((entry_keys[first + j] - lo) >> shift) as usize;
-                    self.histogram[bucket].fetch_add(1u32);
+                load_list_batch(
+                    entry_keys,
+                    entry_indices,
+                    first,
+                    j,
+                    count,
+                    &mut keys,
+                    &mut indices,
+                    units,
+                );
+                #[unroll]
+                for t in 0..LIST_BATCH {
+                    if indices[t] != PADDING_INDEX {
+                        let bucket = ((keys[t] - lo) >> shift) as usize;
+                        self.histogram[bucket].fetch_add(1u32);
+                    }
                 }
-                j += units;
+                j += units * LIST_BATCH;
             }
             // (Also ends `cube_range`'s reads of the scan words.)
             sync_cube();
@@ -838,17 +865,29 @@ impl Candidates {
             if kept as usize <= self.capacity && work as usize <= units * BUCKET_RANK_WORK {
                 j = unit;
                 while j < count {
-                    let index = entry_indices[first + j];
-                    if index != PADDING_INDEX {
-                        let key = entry_keys[first + j];
-                        let bucket = (key - lo) >> shift;
-                        if bucket >= cut {
-                            let place = self.histogram[bucket as usize].fetch_add(1u32) as usize;
-                            self.keys[place] = key;
-                            self.indices[place] = index;
+                    load_list_batch(
+                        entry_keys,
+                        entry_indices,
+                        first,
+                        j,
+                        count,
+                        &mut keys,
+                        &mut indices,
+                        units,
+                    );
+                    #[unroll]
+                    for t in 0..LIST_BATCH {
+                        if indices[t] != PADDING_INDEX {
+                            let bucket = (keys[t] - lo) >> shift;
+                            if bucket >= cut {
+                                let place =
+                                    self.histogram[bucket as usize].fetch_add(1u32) as usize;
+                                self.keys[place] = keys[t];
+                                self.indices[place] = indices[t];
+                            }
                         }
                     }
-                    j += units;
+                    j += units * LIST_BATCH;
                 }
                 taken = kept;
                 lo_taken = lo;
@@ -889,6 +928,35 @@ impl Candidates {
             }
         }
         place
+    }
+}
+
+/// Entries of a list in global memory a unit reads at once in [`Candidates::take_bucketed`]'s
+/// passes, so their loads are in flight together rather than one round trip per entry.
+const LIST_BATCH: usize = 4;
+
+/// Loads entries `j`, `j + units`, … (`LIST_BATCH` of them) of the list at `first` into `keys`
+/// and `indices`; those at or past `count` get [`PADDING_INDEX`] (and no key).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_list_batch(
+    entry_keys: &Tensor<u32>,
+    entry_indices: &Tensor<u32>,
+    first: usize,
+    j: usize,
+    count: usize,
+    keys: &mut Array<u32>,
+    indices: &mut Array<u32>,
+    #[comptime] units: usize,
+) {
+    #[unroll]
+    for t in 0..LIST_BATCH {
+        let entry = j + t * units;
+        indices[t] = PADDING_INDEX;
+        if entry < count {
+            indices[t] = entry_indices[first + entry];
+            keys[t] = entry_keys[first + entry];
+        }
     }
 }
 

@@ -306,6 +306,7 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
+    #[comptime] stage: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let len = input.shape(dim);
@@ -319,8 +320,9 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     let unit = linear_unit();
     let mut scratch = SharedMemory::<u32>::new(comptime!(units / 4 + 2));
     let pivot = pivot_digit(histogram, row * DIGIT_BINS, k, &mut scratch, units);
+    let mut stage_keys = SharedMemory::<u32>::new(stage);
+    let mut stage_indices = SharedMemory::<u32>::new(stage);
     let list = row * len;
-    let per_unit = comptime!(vectors_per_unit * 8);
     let mut first = start;
     while first < end {
         let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
@@ -334,7 +336,8 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
             units,
             vectors_per_unit,
         );
-        let mut keys = Array::<u32>::new(per_unit);
+        // One bit per element of the step (at most 32: the launch's batch), the keys computed
+        // again when written rather than held in as many registers.
         let mut passing = 0u32;
         #[unroll]
         for v in 0..vectors_per_unit {
@@ -344,7 +347,6 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
                 for lane in 0..width {
                     let j = v * width + lane;
                     let key = order_key::<F>(vectors[v][lane], largest);
-                    keys[j] = key;
                     if (key >> DIGIT_SHIFT) >= pivot {
                         passing |= 1u32 << (j as u32);
                     }
@@ -357,21 +359,46 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
             if unit == 0usize {
                 scratch[slot_words] = list_lengths[lengths_offset + row].fetch_add(total);
             }
-            sync_cube();
-            let mut slot = list + (scratch[slot_words] + before) as usize;
-            sync_cube();
+            // A step's entries gathered in shared memory, then written by consecutive units to
+            // consecutive places: written where they pass, a plane's stores land a few words
+            // apart each and cost a memory transaction per few entries.
+            let staged = total as usize <= stage;
+            let mut slot = before as usize;
+            if !staged {
+                sync_cube();
+                slot += list + scratch[slot_words] as usize;
+            }
             #[unroll]
             for v in 0..vectors_per_unit {
                 #[unroll]
                 for lane in 0..width {
                     let j = v * width + lane;
                     if (passing & (1u32 << (j as u32))) != 0u32 {
-                        list_keys[slot] = keys[j];
-                        list_indices[slot] = (first + (v * units + unit) * width + lane) as u32;
+                        let key = order_key::<F>(vectors[v][lane], largest);
+                        let index = (first + (v * units + unit) * width + lane) as u32;
+                        if staged {
+                            stage_keys[slot] = key;
+                            stage_indices[slot] = index;
+                        } else {
+                            list_keys[slot] = key;
+                            list_indices[slot] = index;
+                        }
                         slot += 1usize;
                     }
                 }
             }
+            if staged {
+                sync_cube();
+                let at = list + scratch[slot_words] as usize;
+                let mut j = unit;
+                while j < total as usize {
+                    list_keys[at + j] = stage_keys[j];
+                    list_indices[at + j] = stage_indices[j];
+                    j += units;
+                }
+            }
+            // The next step's scan holds every unit until all have read this step's place and
+            // stage, so no barrier is needed before they are written again.
         }
         first += units * vectors_per_unit * width;
     }
@@ -460,9 +487,11 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
     #[comptime] prime_per_unit: usize,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
-    let row = CUBE_POS / cubes_per_row;
-    let part = CUBE_POS % cubes_per_row;
-    if row >= num_rows {
+    // Part-major: the rows' first cubes come first, so a list taken by its row's first cube
+    // alone is never queued behind other rows' idle cubes.
+    let part = CUBE_POS / num_rows;
+    let row = CUBE_POS % num_rows;
+    if part >= cubes_per_row {
         terminate!();
     }
     let len = input.shape(dim);

@@ -168,6 +168,10 @@ pub(crate) fn radix_select_tiles(
 /// take two words per element of scratch (256 MiB here).
 const RADIX_TILED_MAX_ELEMENTS: usize = 1 << 25;
 
+/// The most entries the radix select's filter stages per step (32 KiB), so that three cubes of
+/// 512 units still share a processor.
+const FILTER_STAGE_MAX: usize = 4096;
+
 /// Radix select tiled when the rows are long, the final candidate buffer holds 2k entries in a
 /// cube, and either the rows alone leave most processors idle or the lists' scratch is at most
 /// [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row.
@@ -192,10 +196,23 @@ fn radix_select_config(
                 && layout.len >= 16 * 1024 =>
         {
             let batch = 8;
-            // About two cubes per processor over the batch for each launch.
-            let cubes_per_row = (2 * processors(hardware)).div_ceil(layout.rows).max(1);
+            // At most two cubes per processor over the batch for each launch, so each launch
+            // runs in one wave (rounded up, 64 rows took 320 cubes; H200, k = 1024: 64 x 128k
+            // 59.7 -> 57.9 us, 256 x 32k at k = 4096 103.0 -> 98.4).
+            let cubes_per_row = (2 * processors(hardware) / layout.rows).max(1);
             // Tiles of at least one step of the cube.
             let tile_width = layout.len.div_ceil(cubes_per_row).max(units * batch);
+            // The filter's steps: as long as the tile fills them, up to 32 elements per unit
+            // (fewer steps, each a cube scan and a place taken: H200, 64 x 1M, k = 4096, 257 ->
+            // 203 us), its passing entries staged in what shared memory holds.
+            let filter_batch = (tile_width / units).clamp(batch, MAX_BATCH);
+            let filter_batch = 1 << filter_batch.ilog2();
+            let stage = (hardware
+                .max_shared_memory_size
+                .saturating_sub(4 * (units / 4 + 2))
+                / 8)
+            .min(units * filter_batch)
+            .clamp(1, FILTER_STAGE_MAX);
             // No more ranking cubes than the longest ranked list has groups of queries.
             let rank_max = radix_select::rank_max_entries(layout.rows);
             let rank_cubes = cubes_per_row.min(rank_max.div_ceil(RANK_QUERIES).max(1));
@@ -203,12 +220,21 @@ fn radix_select_config(
                 tile_width,
                 units,
                 batch,
+                filter_batch,
+                stage,
                 rank_cubes,
                 rank_max,
                 select: streaming::Config {
                     units: select_units,
                     batch: 8,
-                    capacity,
+                    // A list is taken by bucket into a buffer of 2k, or offered to it; more
+                    // (the streaming kernel's 4k) only takes shared memory from other cubes
+                    // (H200, 256 x 32k, k = 4096: 98.9 -> 82.4 us, the last launch in one wave).
+                    capacity: (2 * k)
+                        .max(2048)
+                        .div_ceil(select_units)
+                        .saturating_mul(select_units)
+                        .min(capacity),
                 },
             }
         }

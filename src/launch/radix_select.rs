@@ -40,13 +40,17 @@ pub(crate) enum Config {
     PerRow,
     /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
     /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
-    /// above the row's pivot digit; `rank_cubes` cubes per row of `select.units` rank those
-    /// and write the top-k, or, for a list over `rank_max` entries ([`rank_max_entries`]), the
-    /// row's first cube takes it with its candidate buffer (`select`).
+    /// above the row's pivot digit (`filter_batch` elements per unit per step, each step's
+    /// entries gathered in a shared-memory stage of `stage` entries when they fit);
+    /// `rank_cubes` cubes per row of `select.units` rank those and write the top-k, or, for a
+    /// list over `rank_max` entries ([`rank_max_entries`]), the row's first cube takes it with
+    /// its candidate buffer (`select`).
     Tiled {
         tile_width: usize,
         units: usize,
         batch: usize,
+        filter_batch: usize,
+        stage: usize,
         rank_cubes: usize,
         rank_max: usize,
         select: streaming::Config,
@@ -79,6 +83,8 @@ pub(crate) fn launch<R: CubeRuntime>(
             tile_width,
             units,
             batch,
+            filter_batch,
+            stage,
             rank_cubes,
             rank_max,
             select,
@@ -90,6 +96,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             largest,
             index_dtype,
             (tile_width, units, batch),
+            (filter_batch, stage),
             (rank_cubes, rank_max),
             select,
         ),
@@ -145,6 +152,7 @@ fn launch_tiled<R: CubeRuntime>(
     largest: bool,
     index_dtype: DType,
     (tile_width, units, batch): (usize, usize, usize),
+    (filter_batch, stage): (usize, usize),
     (rank_cubes, rank_max): (usize, usize),
     select: streaming::Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
@@ -157,6 +165,7 @@ fn launch_tiled<R: CubeRuntime>(
     let tile_width = tile_width.div_ceil(width) * width;
     let tiles = layout.len.div_ceil(tile_width);
     let vectors = vectors_per_unit(batch, width);
+    let filter_vectors = vectors_per_unit(filter_batch, width);
     // Each row's histogram, then each row's list length: zero before the first launch. Filled
     // on the device: a copy of zeros from the host cost more host and device time than the fill
     // kernel's launch on the H200 (8 rows of 128k, k = 1024: 65.0 -> 40.5 us device, 121.9 ->
@@ -207,7 +216,8 @@ fn launch_tiled<R: CubeRuntime>(
             lengths_offset,
             largest,
             units,
-            vectors,
+            filter_vectors,
+            stage,
             input.dtype.into(),
         );
         filtered_top_k_kernel::launch_unchecked::<R>(
