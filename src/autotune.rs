@@ -232,7 +232,7 @@ impl PlausibleRule {
             // One cube per row, radix select is 5–10× slower than the candidate buffer wherever
             // that fits; tiled, it may win on a few long rows, or at large k.
             Strategy::RadixSelect => {
-                launch::radix_select_tiles(&self.hardware, key.rows, key.len, key.k)
+                launch::radix_select_by_digit(&self.hardware, key.rows, key.len, key.k)
                     && (key.rows * 2 <= processors || key.k >= RADIX_MANY_ROWS_MIN_K)
             }
             Strategy::Streaming(params) => {

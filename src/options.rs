@@ -22,9 +22,9 @@ pub enum Strategy {
     /// A fixed rule, no timing: [`RadixSelect`](Strategy::RadixSelect) when k is too large for
     /// the streaming buffer (more than [`STREAMING_MAX_K`]); when the rows are too few to fill
     /// the device (at most a quarter of its processors) and long enough to split (at least
-    /// 8 × max(4k, 4096)), the tiled [`RadixSelect`](Strategy::RadixSelect) from k = 256 (where
-    /// it runs tiled) and [`TwoStage`](Strategy::TwoStage) below; else the tiled
-    /// [`RadixSelect`](Strategy::RadixSelect) from k = 2048 where it runs tiled, and
+    /// 8 × max(4k, 4096)), [`RadixSelect`](Strategy::RadixSelect) from k = 256 where it runs by
+    /// one digit (tiled or in one launch) and [`TwoStage`](Strategy::TwoStage) below; else
+    /// [`RadixSelect`](Strategy::RadixSelect) from k = 2048 where it runs by one digit, and
     /// [`Streaming`](Strategy::Streaming) below. What `Auto` falls back to when a cached choice
     /// cannot run.
     Heuristic,
@@ -36,14 +36,16 @@ pub enum Strategy {
     /// launch merging a row's candidates. For long rows at small batch. Same k limit as
     /// [`Streaming`](Strategy::Streaming), with the same fallback.
     TwoStage(TwoStageParams),
-    /// Radix select on order-preserving integer keys, valid for any `k` up to the row length. Rows
-    /// too few to fill the device run tiled: a fill of the counters, then cubes over tiles of each
-    /// row count the keys' top 12 bits, pass on the entries at or above the digit that holds the
-    /// k-th, and cubes across the device place each of those by counting the entries that beat
-    /// it, where that costs little (rows × list length² ≤ 2¹⁴ × k, at most 8192 entries a list);
-    /// else one cube per row streams its list through a candidate buffer. Four launches. Otherwise
-    /// one cube per row finds the k-th key digit by digit, gathers everything above it plus the
-    /// first ties by index, and sorts the k results (one launch).
+    /// Radix select on order-preserving integer keys, valid for any `k` up to the row length.
+    /// By one digit where a candidate buffer of 2k entries fits a cube: the keys' top bits are
+    /// counted, the entries at or above the digit that holds the k-th are passed to a list, and
+    /// the list's top-k is placed without a sort (by bucket in one cube, or across cubes by
+    /// counting the entries that beat each one, when that costs little). Few rows of 16k–32k
+    /// elements (k up to a 16th of them) do all of it in one launch, one cube per row; longer or
+    /// more rows, up to 2²⁵ elements in all, are cut into tiles over the whole device (a fill of
+    /// the counters and three launches). Otherwise one cube per row finds the k-th key digit by
+    /// digit, gathers everything above it plus the first ties by index, and sorts the k results
+    /// (one launch).
     RadixSelect,
     /// Burn's own `sort_with_indices` and a slice, for comparison. Burn's sort is not stable, so
     /// equal values may come in another order than the other strategies give.

@@ -692,19 +692,28 @@ fn priming_and_overflow() {
     }
 }
 
-/// Radix select over few long rows runs tiled (a digit histogram, a filter, a select: three
-/// launches): rows whose lengths are not multiples of the tiles or vectors, ties at the pivot
-/// digit, whole rows of one value, NaN and infinities, both directions, columns.
+/// Radix select over long rows runs by one digit: in one launch for rows few against the
+/// processors, tiled (a digit histogram, a filter, a select: three launches) for more: rows whose
+/// lengths are not multiples of the tiles or vectors, ties at the pivot digit, whole rows of one
+/// value, NaN and infinities, both directions, columns.
 #[test]
-fn radix_select_tiled() {
+fn radix_select_by_digit() {
     let device = gpu_device();
     let mut rng = rng("radix tiled");
     let radix = |largest| TopKOptions {
         largest,
         strategy: Strategy::RadixSelect,
     };
-    for len in [16385usize, 100003, 131072] {
-        let rows = 3;
+    // In one launch (rows of at most 32k, k up to a 16th of them): one row (lavapipe, which
+    // reports no processor count, is taken for 16), three on the H200 (132 processors); tiled:
+    // the longer rows, three rows of 16385 on lavapipe, 20 on the H200.
+    for (rows, len) in [
+        (1usize, 16385usize),
+        (1, 131072),
+        (3, 16385),
+        (3, 100003),
+        (20, 16385),
+    ] {
         let ascending: Vec<f32> = (0..rows * len).map(|i| (i % len) as f32).collect();
         let random = random_values(&mut rng, rows * len);
         let ties = few_values(&mut rng, rows * len);

@@ -55,7 +55,8 @@ const RANK_SELECT_WORK: usize = 64;
 
 /// The buckets of [`Candidates::take_bucketed`]: one per histogram word.
 const BUCKET_BITS: u32 = 11;
-const BUCKETS: usize = 1 << BUCKET_BITS;
+/// The words of [`Candidates::histogram`].
+pub const BUCKETS: usize = 1 << BUCKET_BITS;
 const _: () = assert!(BUCKETS == BINS * COPIES);
 /// The longest list [`Candidates::take_bucketed`] takes, in buffers: a radix select's list may
 /// hold several times k (the pivot digit's bin of a uniform row of 128k holds 8k entries).
@@ -87,7 +88,9 @@ pub struct Candidates {
     indices: SharedMemory<u32>,
     /// Entries appended since the last compaction, overflowed ones included.
     count: SharedMemory<Atomic<u32>>,
-    histogram: SharedMemory<Atomic<u32>>,
+    /// [`BUCKETS`] counters, zero between method calls: a kernel may count in them between
+    /// calls if it clears them again.
+    pub histogram: SharedMemory<Atomic<u32>>,
     /// The threshold `(LO_KEY, LO_INDEX)`: an entry is kept if it beats or equals it. Then the
     /// digit search's answer.
     state: SharedMemory<u32>,

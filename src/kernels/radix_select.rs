@@ -1,6 +1,8 @@
-//! Radix select, one cube per row, and a tiled radix select for rows too few to fill the device.
+//! Radix select: by one digit and a list, tiled over the device ([`digit_histogram_kernel()`],
+//! [`digit_filter_kernel()`], [`filtered_top_k_kernel()`]) or in one launch for few short rows
+//! ([`one_launch_kernel()`]); and pass by pass in one cube per row, for any k.
 //!
-//! One cube per row ([`radix_select_kernel()`]):
+//! One cube per row, pass by pass ([`radix_select_kernel()`]):
 //! 1. Find the k-th largest key, 8 bits at a time from the top (4 passes over the row, a 256-bin
 //!    shared-memory histogram each), and how many of the elements equal to it belong to the top-k.
 //! 2. Gather, in index order, every element above that key and the first ties, into a scratch row.
@@ -9,7 +11,9 @@
 //!    index order.
 //! 4. Write the values (read back from the input, bit for bit) and the indices.
 
-use crate::kernels::candidates::{Candidates, beats, write_result, write_top_k_of_entries};
+use crate::kernels::candidates::{
+    BUCKETS, Candidates, beats, write_result, write_top_k_of_entries,
+};
 use crate::kernels::primitives::{
     cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, order_key, row_offset,
 };
@@ -336,77 +340,47 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
             units,
             vectors_per_unit,
         );
-        // One bit per element of the step (at most 32: the launch's batch), the keys computed
-        // again when written rather than held in as many registers.
-        let mut passing = 0u32;
-        #[unroll]
-        for v in 0..vectors_per_unit {
-            let element = first + (v * units + unit) * width;
-            if element < end {
-                #[unroll]
-                for lane in 0..width {
-                    let j = v * width + lane;
-                    let key = order_key::<F>(vectors[v][lane], largest);
-                    if (key >> DIGIT_SHIFT) >= pivot {
-                        passing |= 1u32 << (j as u32);
-                    }
-                }
-            }
-        }
+        let passing = passing_bits::<F, N>(
+            &vectors,
+            first,
+            end,
+            pivot,
+            DIGIT_SHIFT,
+            largest,
+            units,
+            vectors_per_unit,
+        );
         let (before, total) = cube_exclusive_sum(passing.count_ones(), &mut scratch);
         if total > 0u32 {
-            let slot_words = comptime!(units / 4 + 1);
+            let place_word = comptime!(units / 4 + 1);
             if unit == 0usize {
-                scratch[slot_words] = list_lengths[lengths_offset + row].fetch_add(total);
+                scratch[place_word] = list_lengths[lengths_offset + row].fetch_add(total);
             }
-            // A step's entries gathered in shared memory, then written by consecutive units to
-            // consecutive places: written where they pass, a plane's stores land a few words
-            // apart each and cost a memory transaction per few entries.
-            let staged = total as usize <= stage;
-            let mut slot = before as usize;
-            if !staged {
-                sync_cube();
-                slot += list + scratch[slot_words] as usize;
-            }
-            #[unroll]
-            for v in 0..vectors_per_unit {
-                #[unroll]
-                for lane in 0..width {
-                    let j = v * width + lane;
-                    if (passing & (1u32 << (j as u32))) != 0u32 {
-                        let key = order_key::<F>(vectors[v][lane], largest);
-                        let index = (first + (v * units + unit) * width + lane) as u32;
-                        if staged {
-                            stage_keys[slot] = key;
-                            stage_indices[slot] = index;
-                        } else {
-                            list_keys[slot] = key;
-                            list_indices[slot] = index;
-                        }
-                        slot += 1usize;
-                    }
-                }
-            }
-            if staged {
-                sync_cube();
-                let at = list + scratch[slot_words] as usize;
-                let mut j = unit;
-                while j < total as usize {
-                    list_keys[at + j] = stage_keys[j];
-                    list_indices[at + j] = stage_indices[j];
-                    j += units;
-                }
-            }
-            // The next step's scan holds every unit until all have read this step's place and
-            // stage, so no barrier is needed before they are written again.
+            write_passing::<F, N>(
+                &vectors,
+                passing,
+                first,
+                before,
+                total,
+                &scratch,
+                place_word,
+                list,
+                list_keys,
+                list_indices,
+                &mut stage_keys,
+                &mut stage_indices,
+                largest,
+                units,
+                vectors_per_unit,
+                stage,
+            );
         }
         first += units * vectors_per_unit * width;
     }
 }
 
-/// The digit whose bin holds the `k`-th key of the histogram at `histogram[offset..]`: each unit
-/// sums a run of bins from the top, a cube scan places the runs, and the unit whose run crosses
-/// `k` walks it. `scratch` needs `units / 4 + 2` words (the scan's, then the answer).
+/// The digit whose bin holds the `k`-th key of the histogram at `histogram[offset..]`
+/// ([`DIGIT_BINS`] bins). `scratch` needs `units / 4 + 2` words (the scan's, then the answer).
 #[cube]
 fn pivot_digit(
     histogram: &Tensor<u32>,
@@ -416,18 +390,35 @@ fn pivot_digit(
     #[comptime] units: usize,
 ) -> u32 {
     let per_unit = comptime!(DIGIT_BINS / units);
-    let unit = linear_unit();
     // Unit 0 holds the top bins.
-    let top = DIGIT_BINS - unit * per_unit;
+    let top = DIGIT_BINS - linear_unit() * per_unit;
     let mut counts = Array::<u32>::new(per_unit);
-    let mut sum = 0u32;
     #[unroll]
     for j in 0..per_unit {
         counts[j] = histogram[offset + top - 1usize - j];
+    }
+    pivot_of_runs(&counts, top, k, scratch, comptime!(units / 4 + 1), per_unit)
+}
+
+/// The digit whose bin holds the `k`-th key, when each unit holds a run of `per_unit` bins'
+/// counts, unit 0 the top ones (`counts[j]` is bin `top - 1 - j`): a cube scan places the runs,
+/// and the unit whose run crosses `k` walks it and leaves its answer in `scratch[answer]`, a
+/// word past the scan's.
+#[cube]
+fn pivot_of_runs(
+    counts: &Array<u32>,
+    top: usize,
+    k: u32,
+    scratch: &mut SharedMemory<u32>,
+    answer: usize,
+    #[comptime] per_unit: usize,
+) -> u32 {
+    let mut sum = 0u32;
+    #[unroll]
+    for j in 0..per_unit {
         sum += counts[j];
     }
     let (above, _) = cube_exclusive_sum(sum, scratch);
-    let answer = comptime!(units / 4 + 1);
     if above < k && k <= above + sum {
         let mut running = above;
         let mut found = false;
@@ -444,6 +435,271 @@ fn pivot_digit(
     let pivot = scratch[answer];
     sync_cube();
     pivot
+}
+
+/// One bit per element of the unit's step (at most 32: the launch's batch, bit `v * width +
+/// lane`) whose key's digit (the key shifted right by `shift`) is at least `pivot`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn passing_bits<F: Float, N: Size>(
+    vectors: &Array<Vector<F, N>>,
+    first: usize,
+    end: usize,
+    pivot: u32,
+    #[comptime] shift: u32,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) -> u32 {
+    let width = vectors[0].size();
+    let unit = linear_unit();
+    let mut passing = 0u32;
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        let element = first + (v * units + unit) * width;
+        if element < end {
+            #[unroll]
+            for lane in 0..width {
+                let key = order_key::<F>(vectors[v][lane], largest);
+                if (key >> shift) >= pivot {
+                    passing |= 1u32 << ((v * width + lane) as u32);
+                }
+            }
+        }
+    }
+    passing
+}
+
+/// Appends a step's passing entries (`passing` from [`passing_bits()`], the unit's first at
+/// `before` of the cube's `total`) to the list at `list`, from the place the cube's unit 0 put in
+/// `places[place_word]` (not yet visible: this synchronises the cube). The keys are computed
+/// again from the vectors rather than held in as many registers.
+///
+/// The entries go through a stage in shared memory when they fit, and consecutive units write
+/// them to consecutive places: written where they pass, a plane's stores land a few words apart
+/// each and cost a memory transaction per few entries. The next cube scan of the caller holds
+/// every unit until all have read the place and the stage, so they may be written again after it.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn write_passing<F: Float, N: Size>(
+    vectors: &Array<Vector<F, N>>,
+    passing: u32,
+    first: usize,
+    before: u32,
+    total: u32,
+    places: &SharedMemory<u32>,
+    place_word: usize,
+    list: usize,
+    list_keys: &mut Tensor<u32>,
+    list_indices: &mut Tensor<u32>,
+    stage_keys: &mut SharedMemory<u32>,
+    stage_indices: &mut SharedMemory<u32>,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] stage: usize,
+) {
+    let width = vectors[0].size();
+    let unit = linear_unit();
+    let staged = total as usize <= stage;
+    let mut slot = before as usize;
+    if !staged {
+        sync_cube();
+        slot += list + places[place_word] as usize;
+    }
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        #[unroll]
+        for lane in 0..width {
+            if (passing & (1u32 << ((v * width + lane) as u32))) != 0u32 {
+                let key = order_key::<F>(vectors[v][lane], largest);
+                let index = (first + (v * units + unit) * width + lane) as u32;
+                if staged {
+                    stage_keys[slot] = key;
+                    stage_indices[slot] = index;
+                } else {
+                    list_keys[slot] = key;
+                    list_indices[slot] = index;
+                }
+                slot += 1usize;
+            }
+        }
+    }
+    if staged {
+        sync_cube();
+        let at = list + places[place_word] as usize;
+        let mut j = unit;
+        while j < total as usize {
+            list_keys[at + j] = stage_keys[j];
+            list_indices[at + j] = stage_indices[j];
+            j += units;
+        }
+    }
+}
+
+/// The one-launch select's digit: the key's top 11 bits (sign, exponent and two mantissa bits),
+/// one bin per word of the candidate buffer's histogram.
+const ROW_DIGIT_SHIFT: u32 = 32 - BUCKETS.trailing_zeros();
+
+/// Radix select in one launch, one cube per row: the tiled select's three steps with no exchange
+/// between cubes. The cube counts its row's top digit in its candidate buffer's histogram, finds
+/// the pivot digit (the one whose bin holds the k-th key), appends the entries at or above it to
+/// the row's list (`len` words per row), and takes the list's top-k by bucket
+/// ([`write_top_k_of_entries()`], which reads the list back after a storage barrier). For rows too
+/// few to fill the device and short enough for one processor to read twice: no fill of counters,
+/// no launch waiting on another, one launch's host time.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    list_keys: &mut Tensor<u32>,
+    list_indices: &mut Tensor<u32>,
+    values: &mut Tensor<F>,
+    indices: &mut Tensor<I>,
+    dim: usize,
+    k: u32,
+    num_rows: usize,
+    inner: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] stage: usize,
+    #[comptime] capacity: usize,
+    #[comptime] entries_per_unit: usize,
+    #[comptime] prime_per_unit: usize,
+    #[define(F, I)] _dtypes: [StorageType; 2],
+) {
+    let row = CUBE_POS;
+    if row >= num_rows {
+        terminate!();
+    }
+    let len = input.shape(dim);
+    let stride = input.stride(dim);
+    let base = row_offset(input, row, dim);
+    let width = input.vector_size();
+    let unit = linear_unit();
+    let step = units * vectors_per_unit * width;
+    let mut candidates = Candidates::new(capacity, units);
+
+    // 1. The row's top digits, counted in the buffer's histogram.
+    let mut first = 0usize;
+    while first < len {
+        let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
+        load_vectors::<F, N>(
+            input,
+            &mut vectors,
+            base,
+            stride,
+            first,
+            len,
+            units,
+            vectors_per_unit,
+        );
+        #[unroll]
+        for v in 0..vectors_per_unit {
+            let element = first + (v * units + unit) * width;
+            if element < len {
+                #[unroll]
+                for lane in 0..width {
+                    let key = order_key::<F>(vectors[v][lane], largest);
+                    candidates.histogram[(key >> ROW_DIGIT_SHIFT) as usize].fetch_add(1u32);
+                }
+            }
+        }
+        first += step;
+    }
+    sync_cube();
+
+    // 2. The pivot digit; the histogram is cleared for the bucket select.
+    let per_unit = comptime!(BUCKETS / units);
+    let top = BUCKETS - unit * per_unit;
+    let mut counts = Array::<u32>::new(per_unit);
+    #[unroll]
+    for j in 0..per_unit {
+        counts[j] = candidates.histogram[top - 1usize - j].load();
+        candidates.histogram[top - 1usize - j].store(0u32);
+    }
+    // The scan's words past the cube scan's: the answer, then each step's place.
+    let pivot = pivot_of_runs(&counts, top, k, &mut candidates.scan, units, per_unit);
+
+    // 3. The entries at or above the pivot digit, appended to the row's list.
+    let list = row * len;
+    let mut stage_keys = SharedMemory::<u32>::new(stage);
+    let mut stage_indices = SharedMemory::<u32>::new(stage);
+    let mut count = 0u32;
+    first = 0usize;
+    while first < len {
+        let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
+        load_vectors::<F, N>(
+            input,
+            &mut vectors,
+            base,
+            stride,
+            first,
+            len,
+            units,
+            vectors_per_unit,
+        );
+        let passing = passing_bits::<F, N>(
+            &vectors,
+            first,
+            len,
+            pivot,
+            ROW_DIGIT_SHIFT,
+            largest,
+            units,
+            vectors_per_unit,
+        );
+        let (before, total) = cube_exclusive_sum(passing.count_ones(), &mut candidates.scan);
+        if total > 0u32 {
+            if unit == 0usize {
+                candidates.scan[units] = count;
+            }
+            write_passing::<F, N>(
+                &vectors,
+                passing,
+                first,
+                before,
+                total,
+                &candidates.scan,
+                units,
+                list,
+                list_keys,
+                list_indices,
+                &mut stage_keys,
+                &mut stage_indices,
+                largest,
+                units,
+                vectors_per_unit,
+                stage,
+            );
+            count += total;
+        }
+        first += step;
+    }
+    sync_storage();
+    sync_cube();
+
+    // 4. The list's top-k, by bucket (or offered, for a list of many ties).
+    write_top_k_of_entries::<F, I, N>(
+        &mut candidates,
+        list_keys,
+        list_indices,
+        list,
+        count as usize,
+        k,
+        input,
+        base,
+        stride,
+        values,
+        indices,
+        row,
+        inner,
+        largest,
+        units,
+        entries_per_unit,
+        prime_per_unit,
+    );
 }
 
 /// Queries a ranking cube takes at a time: one per unit of a group of consecutive units, so the

@@ -96,7 +96,10 @@ fn plan(
         Strategy::Heuristic => {
             if few_long_rows(hardware, layout, k) {
                 match radix_select_config(hardware, layout, k) {
-                    radix @ radix_select::Config::Tiled { .. } if k >= HEURISTIC_RADIX_MIN_K => {
+                    radix @ (radix_select::Config::Tiled { .. }
+                    | radix_select::Config::OneLaunch { .. })
+                        if k >= HEURISTIC_RADIX_MIN_K =>
+                    {
                         Plan::RadixSelect(radix)
                     }
                     _ => Plan::TwoStage(two_stage_config(
@@ -108,7 +111,8 @@ fn plan(
                 }
             } else {
                 match radix_select_config(hardware, layout, k) {
-                    radix @ radix_select::Config::Tiled { .. }
+                    radix @ (radix_select::Config::Tiled { .. }
+                    | radix_select::Config::OneLaunch { .. })
                         if k >= HEURISTIC_RADIX_MANY_ROWS_MIN_K =>
                     {
                         Plan::RadixSelect(radix)
@@ -146,8 +150,9 @@ fn few_long_rows(hardware: &HardwareProperties, layout: RowLayout, k: usize) -> 
     layout.rows * 4 <= processors(hardware) && layout.len >= 8 * (4 * k).max(4096)
 }
 
-/// Whether radix select runs tiled for `rows` rows of `len` elements.
-pub(crate) fn radix_select_tiles(
+/// Whether radix select runs by one digit and a list of what passes it (tiled, or in one launch)
+/// for `rows` rows of `len` elements, rather than one cube per row pass by pass.
+pub(crate) fn radix_select_by_digit(
     hardware: &HardwareProperties,
     rows: usize,
     len: usize,
@@ -158,9 +163,9 @@ pub(crate) fn radix_select_tiles(
         len,
         inner: 1,
     };
-    matches!(
+    !matches!(
         radix_select_config(hardware, layout, k),
-        radix_select::Config::Tiled { .. }
+        radix_select::Config::PerRow
     )
 }
 
@@ -172,8 +177,40 @@ const RADIX_TILED_MAX_ELEMENTS: usize = 1 << 25;
 /// 512 units still share a processor.
 const FILTER_STAGE_MAX: usize = 4096;
 
-/// Radix select tiled when the rows are long, the final candidate buffer holds 2k entries in a
-/// cube, and either the rows alone leave most processors idle or the lists' scratch is at most
+/// The most rows radix select runs in one launch per processor: a cube per row leaves the
+/// others idle, which pays where the tiled select's four launches cost more than the row's two
+/// reads by one processor.
+const ONE_LAUNCH_ROWS_PER_PROCESSOR: f64 = 0.125;
+
+/// The longest row radix select runs in one launch: one processor reads it twice. H200, against
+/// the tiled select (device / host wall µs per call): one row of 32k at k = 256 19.8 / 24.8
+/// against 25.4 / 66.0, at k = 1024 22.7 / 26.3 against 24.3 / 64.3, 8 rows at k = 1024 23.3 /
+/// 26.2 against 28.6 / 56.6; but rows of 128k took 44–62 µs against 24–37, and k = 4096 at 32k
+/// 34.9 against 32.5 (hence also k ≤ len / 16).
+const ONE_LAUNCH_MAX_LEN: usize = 32 * 1024;
+
+/// The filter's batch (elements per unit per step) for tiles of `tile_width` in cubes of
+/// `units`: as long as the tile fills the steps, up to 32 (fewer steps, each a cube scan and a
+/// place taken: H200, 64 × 1M, k = 4096, 257 → 203 µs).
+fn filter_batch(tile_width: usize, units: usize) -> usize {
+    let batch = (tile_width / units).clamp(8, MAX_BATCH);
+    1 << batch.ilog2()
+}
+
+/// The filter's stage in a cube of `units` loading `batch` elements each, with `fixed` bytes of
+/// other shared memory: the entries one step may pass, up to [`FILTER_STAGE_MAX`] and what
+/// shared memory holds; 0 when not even one fits.
+fn filter_stage(hardware: &HardwareProperties, fixed: usize, units: usize, batch: usize) -> usize {
+    (hardware.max_shared_memory_size.saturating_sub(fixed) / 8)
+        .min(units * batch)
+        .min(FILTER_STAGE_MAX)
+}
+
+/// Radix select in one launch for rows few enough ([`ONE_LAUNCH_ROWS_PER_PROCESSOR`]) of 16k to
+/// [`ONE_LAUNCH_MAX_LEN`] elements, k up to a 16th of the row, where a candidate buffer of 2k
+/// entries fits with a stage;
+/// else tiled when the rows are long, the final candidate buffer holds 2k entries in a cube, and
+/// either the rows alone leave most processors idle or the lists' scratch is at most
 /// [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row.
 fn radix_select_config(
     hardware: &HardwareProperties,
@@ -187,6 +224,32 @@ fn radix_select_config(
     let units_fit =
         units.is_power_of_two() && units.is_multiple_of(plane) && units >= MIN_CANDIDATE_UNITS;
     let select = candidate_cube(hardware, None, layout.rows, k).ok();
+    if let Some((select_units, capacity)) = select {
+        let batch = filter_batch(layout.len, select_units);
+        let stage = filter_stage(
+            hardware,
+            candidates::shared_bytes(capacity, select_units),
+            select_units,
+            batch,
+        );
+        if (layout.rows as f64) <= ONE_LAUNCH_ROWS_PER_PROCESSOR * processors(hardware) as f64
+            && (16 * 1024..=ONE_LAUNCH_MAX_LEN).contains(&layout.len)
+            && k <= layout.len / 16
+            && select_units.is_power_of_two()
+            && candidates::BUCKETS.is_multiple_of(select_units)
+            && stage > 0
+        {
+            return radix_select::Config::OneLaunch {
+                batch,
+                stage,
+                select: streaming::Config {
+                    units: select_units,
+                    batch: 8,
+                    capacity,
+                },
+            };
+        }
+    }
     match select {
         Some((select_units, capacity))
             if units_fit
@@ -202,17 +265,8 @@ fn radix_select_config(
             let cubes_per_row = (2 * processors(hardware) / layout.rows).max(1);
             // Tiles of at least one step of the cube.
             let tile_width = layout.len.div_ceil(cubes_per_row).max(units * batch);
-            // The filter's steps: as long as the tile fills them, up to 32 elements per unit
-            // (fewer steps, each a cube scan and a place taken: H200, 64 x 1M, k = 4096, 257 ->
-            // 203 us), its passing entries staged in what shared memory holds.
-            let filter_batch = (tile_width / units).clamp(batch, MAX_BATCH);
-            let filter_batch = 1 << filter_batch.ilog2();
-            let stage = (hardware
-                .max_shared_memory_size
-                .saturating_sub(4 * (units / 4 + 2))
-                / 8)
-            .min(units * filter_batch)
-            .clamp(1, FILTER_STAGE_MAX);
+            let filter_batch = filter_batch(tile_width, units);
+            let stage = filter_stage(hardware, 4 * (units / 4 + 2), units, filter_batch).max(1);
             // No more ranking cubes than the longest ranked list has groups of queries.
             let rank_max = radix_select::rank_max_entries(layout.rows);
             let rank_cubes = cubes_per_row.min(rank_max.div_ceil(RANK_QUERIES).max(1));

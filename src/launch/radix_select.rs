@@ -1,14 +1,14 @@
-//! Host side of [`crate::kernels::radix_select`]: one cube per row, or, for rows too few to
-//! fill the device, tiles of a row in three launches after a fill of their counters (a histogram
-//! of the keys' top digit, a filter of the entries at or above the pivot digit, a select over
-//! what passed).
+//! Host side of [`crate::kernels::radix_select`]: one cube per row pass by pass; one cube per
+//! row in one launch for few short rows; or tiles of a row in three launches after a fill of
+//! their counters (a histogram of the keys' top digit, a filter of the entries at or above the
+//! pivot digit, a select over what passed).
 
 use super::streaming::{self, cube_grid, vector_width};
 use super::{allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::radix_select::{
     DIGIT_BINS, digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel,
-    radix_select_kernel,
+    one_launch_kernel, radix_select_kernel,
 };
 use burn::tensor::DType;
 use burn_cubecl::ops::numeric::zeros_client;
@@ -38,6 +38,15 @@ pub(crate) fn rank_max_entries(rows: usize) -> usize {
 pub(crate) enum Config {
     /// One cube per row: digit passes over the row, an ordered gather, a radix sort. Any k.
     PerRow,
+    /// One cube per row of `select.units`, in one launch: the row's top digit counted, the
+    /// entries at or above the pivot digit passed on (`batch` elements per unit per step, each
+    /// step's entries staged in `stage` entries of shared memory when they fit), the list taken
+    /// by bucket in the candidate buffer (`select`).
+    OneLaunch {
+        batch: usize,
+        stage: usize,
+        select: streaming::Config,
+    },
     /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
     /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
     /// above the row's pivot digit (`filter_batch` elements per unit per step, each step's
@@ -62,7 +71,7 @@ impl Config {
     pub(crate) fn scratch_per_row(&self, len: usize, k: usize) -> usize {
         match self {
             Config::PerRow => 2 * k,
-            Config::Tiled { .. } => len,
+            Config::OneLaunch { .. } | Config::Tiled { .. } => len,
         }
     }
 }
@@ -79,6 +88,20 @@ pub(crate) fn launch<R: CubeRuntime>(
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     match config {
         Config::PerRow => launch_per_row(input, k, dim, layout, largest, index_dtype),
+        Config::OneLaunch {
+            batch,
+            stage,
+            select,
+        } => launch_one_launch(
+            input,
+            k,
+            dim,
+            layout,
+            largest,
+            index_dtype,
+            (batch, stage),
+            select,
+        ),
         Config::Tiled {
             tile_width,
             units,
@@ -140,6 +163,54 @@ fn launch_per_row<R: CubeRuntime>(
             dtypes,
         )
     };
+    (values, indices)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_one_launch<R: CubeRuntime>(
+    input: CubeTensor<R>,
+    k: usize,
+    dim: usize,
+    layout: RowLayout,
+    largest: bool,
+    index_dtype: DType,
+    (batch, stage): (usize, usize),
+    select: streaming::Config,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
+    if layout.rows == 0 {
+        return (values, indices);
+    }
+    let client = input.client.clone();
+    let width = vector_width(&input, dim);
+    let (list_keys, list_indices) = allocate_scratch(&input, layout.rows, layout.len);
+    // SAFETY: the kernel guards its own accesses: loads by the row length, bins by the digit's
+    // 11 bits, list places by the row's length (a row passes at most all of its entries).
+    unsafe {
+        one_launch_kernel::launch_unchecked::<R>(
+            &client,
+            cube_grid(layout.rows),
+            CubeDim::new_1d(select.units as u32),
+            width,
+            input.clone().into_tensor_arg(),
+            list_keys.into_tensor_arg(),
+            list_indices.into_tensor_arg(),
+            values.clone().into_tensor_arg(),
+            indices.clone().into_tensor_arg(),
+            dim,
+            k as u32,
+            layout.rows,
+            layout.inner,
+            largest,
+            select.units,
+            vectors_per_unit(batch, width),
+            stage,
+            select.capacity,
+            select.batch,
+            prime_per_unit(k, select.units, select.capacity),
+            [input.dtype.into(), index_dtype.into()],
+        );
+    }
     (values, indices)
 }
 
