@@ -242,7 +242,6 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
     }
     let stride = input.stride(dim);
     let base = row_offset(input, row, dim);
-    let width = input.vector_size();
     let unit = linear_unit();
     let counts = SharedMemory::<Atomic<u32>>::new(DIGIT_BINS);
     let mut bin = unit;
@@ -251,6 +250,48 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
         bin += units;
     }
     sync_cube();
+    count_digits::<F, N>(
+        input,
+        base,
+        stride,
+        start,
+        end,
+        &counts,
+        DIGIT_SHIFT,
+        largest,
+        units,
+        vectors_per_unit,
+    );
+    sync_cube();
+    bin = unit;
+    let row_bins = row * DIGIT_BINS;
+    while bin < DIGIT_BINS {
+        let count = counts[bin].load();
+        if count > 0u32 {
+            histogram[row_bins + bin].fetch_add(count);
+        }
+        bin += units;
+    }
+}
+
+/// Counts the top digits (the keys shifted right by `shift`) of elements `start..end` of the row
+/// at `base` into `counts`, a step of `units × vectors_per_unit` vectors at a time.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn count_digits<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    start: usize,
+    end: usize,
+    counts: &SharedMemory<Atomic<u32>>,
+    #[comptime] shift: u32,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) {
+    let width = input.vector_size();
+    let unit = linear_unit();
     let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
     let mut first = start;
     while first < end {
@@ -271,21 +312,11 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
                 #[unroll]
                 for lane in 0..width {
                     let key = order_key::<F>(vectors[v][lane], largest);
-                    counts[(key >> DIGIT_SHIFT) as usize].fetch_add(1u32);
+                    counts[(key >> shift) as usize].fetch_add(1u32);
                 }
             }
         }
         first += units * vectors_per_unit * width;
-    }
-    sync_cube();
-    bin = unit;
-    let row_bins = row * DIGIT_BINS;
-    while bin < DIGIT_BINS {
-        let count = counts[bin].load();
-        if count > 0u32 {
-            histogram[row_bins + bin].fetch_add(count);
-        }
-        bin += units;
     }
 }
 
@@ -582,32 +613,18 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
     let mut candidates = Candidates::new(capacity, units);
 
     // 1. The row's top digits, counted in the buffer's histogram.
-    let mut first = 0usize;
-    while first < len {
-        let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-        load_vectors::<F, N>(
-            input,
-            &mut vectors,
-            base,
-            stride,
-            first,
-            len,
-            units,
-            vectors_per_unit,
-        );
-        #[unroll]
-        for v in 0..vectors_per_unit {
-            let element = first + (v * units + unit) * width;
-            if element < len {
-                #[unroll]
-                for lane in 0..width {
-                    let key = order_key::<F>(vectors[v][lane], largest);
-                    candidates.histogram[(key >> ROW_DIGIT_SHIFT) as usize].fetch_add(1u32);
-                }
-            }
-        }
-        first += step;
-    }
+    count_digits::<F, N>(
+        input,
+        base,
+        stride,
+        0usize,
+        len,
+        &candidates.histogram,
+        ROW_DIGIT_SHIFT,
+        largest,
+        units,
+        vectors_per_unit,
+    );
     sync_cube();
 
     // 2. The pivot digit; the histogram is cleared for the bucket select.
@@ -627,7 +644,7 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
     let mut stage_keys = SharedMemory::<u32>::new(stage);
     let mut stage_indices = SharedMemory::<u32>::new(stage);
     let mut count = 0u32;
-    first = 0usize;
+    let mut first = 0usize;
     while first < len {
         let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
         load_vectors::<F, N>(
