@@ -761,12 +761,15 @@ fn radix_select_by_digit() {
             }
         }
     }
-    let columns = random_values(&mut rng, 2 * 40000);
-    check_tensor(
-        tensor::<Fused, 2>(columns, [40000, 2], &device),
-        500,
-        0,
-        radix(true),
-        "radix: columns of 40000",
-    );
+    // Strided rows: columns of 20000 (in one launch) and 40000 (tiled).
+    for len in [20000usize, 40000] {
+        let columns = random_values(&mut rng, 2 * len);
+        check_tensor(
+            tensor::<Fused, 2>(columns, [len, 2], &device),
+            500,
+            0,
+            radix(true),
+            &format!("radix: columns of {len}"),
+        );
+    }
 }
