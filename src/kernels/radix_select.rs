@@ -323,8 +323,8 @@ fn count_digits<F: Float, N: Size>(
 /// Tiled radix select, second launch: each tile appends the entries whose top digit is at least
 /// its row's pivot digit (the digit whose bin holds the row's k-th key, read off the row's
 /// `histogram`) to the row's list (`len` words per row, unordered), taking places with one atomic
-/// add on the row's word `list_lengths[lengths_offset + row]` (zeroed before) per step of the tile. Those entries hold
-/// the row's top-k: every key above the pivot bin, and all of the bin.
+/// add on the row's word `list_lengths[lengths_offset + row]` (zeroed before) per step of the
+/// tile. Those entries hold the row's top-k: every key above the pivot bin, and all of the bin.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn digit_filter_kernel<F: Float, N: Size>(
@@ -727,7 +727,7 @@ pub const RANK_QUERIES: usize = 16;
 
 /// Tiled radix select, last launch: each row's top-k from its list of
 /// `list_lengths[lengths_offset + row]` entries (`len` words per row, unordered), written sorted.
-/// `cubes_per_row` consecutive cubes per row.
+/// `cubes_per_row` cubes per row, part-major: cube `part × num_rows + row`.
 ///
 /// A list of at most `rank_max` entries is ranked: each entry's place is the number of entries
 /// that beat it (a larger key, or an equal key at a smaller index: a total order, so the places

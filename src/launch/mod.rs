@@ -96,10 +96,7 @@ fn plan(
         Strategy::Heuristic => {
             if few_long_rows(hardware, layout, k) {
                 match radix_select_config(hardware, layout, k) {
-                    radix @ (radix_select::Config::Tiled { .. }
-                    | radix_select::Config::OneLaunch { .. })
-                        if k >= HEURISTIC_RADIX_MIN_K =>
-                    {
+                    radix if radix.by_digit() && k >= HEURISTIC_RADIX_MIN_K => {
                         Plan::RadixSelect(radix)
                     }
                     _ => Plan::TwoStage(two_stage_config(
@@ -111,10 +108,7 @@ fn plan(
                 }
             } else {
                 match radix_select_config(hardware, layout, k) {
-                    radix @ (radix_select::Config::Tiled { .. }
-                    | radix_select::Config::OneLaunch { .. })
-                        if k >= HEURISTIC_RADIX_MANY_ROWS_MIN_K =>
-                    {
+                    radix if radix.by_digit() && k >= HEURISTIC_RADIX_MANY_ROWS_MIN_K => {
                         Plan::RadixSelect(radix)
                     }
                     _ => Plan::Streaming(streaming_config(
@@ -163,10 +157,7 @@ pub(crate) fn radix_select_by_digit(
         len,
         inner: 1,
     };
-    !matches!(
-        radix_select_config(hardware, layout, k),
-        radix_select::Config::PerRow
-    )
+    radix_select_config(hardware, layout, k).by_digit()
 }
 
 /// The most elements (rows × length) radix select runs tiled for whatever the rows: its lists
@@ -207,11 +198,10 @@ fn filter_stage(hardware: &HardwareProperties, fixed: usize, units: usize, batch
 }
 
 /// Radix select in one launch for rows few enough ([`ONE_LAUNCH_ROWS_PER_PROCESSOR`]) of 16k to
-/// [`ONE_LAUNCH_MAX_LEN`] elements, k up to a 16th of the row, where a candidate buffer of 2k
-/// entries fits with a stage;
-/// else tiled when the rows are long, the final candidate buffer holds 2k entries in a cube, and
-/// either the rows alone leave most processors idle or the lists' scratch is at most
-/// [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row.
+/// [`ONE_LAUNCH_MAX_LEN`] elements, k up to a 16th of the row, where the candidate buffer (at
+/// least 2k entries) fits with a stage; else tiled when the rows are long, the final candidate
+/// buffer holds 2k entries in a cube, and either the rows alone leave most processors idle or the
+/// lists' scratch is at most [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row.
 fn radix_select_config(
     hardware: &HardwareProperties,
     layout: RowLayout,

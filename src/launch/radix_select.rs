@@ -67,6 +67,12 @@ pub(crate) enum Config {
 }
 
 impl Config {
+    /// Whether it runs by one digit and a list of what passes it (in one launch or tiled),
+    /// rather than pass by pass in one cube per row.
+    pub(crate) fn by_digit(&self) -> bool {
+        !matches!(self, Config::PerRow)
+    }
+
     /// Scratch words per row (keys, and as many indices).
     pub(crate) fn scratch_per_row(&self, len: usize, k: usize) -> usize {
         match self {
