@@ -772,4 +772,17 @@ fn radix_select_by_digit() {
             &format!("radix: columns of {len}"),
         );
     }
+    // Tiled over more dimensions: rows along the middle one (two levels of rows), and a
+    // permuted view whose other dimensions do not fold into two levels (copied first).
+    let len = 40000usize;
+    check_tensor(
+        tensor::<Plain, 3>(random_values(&mut rng, 6 * len), [2, len, 3], &device),
+        500,
+        1,
+        radix(true),
+        "radix: 2 x 40000 x 3 along the middle",
+    );
+    let permuted = tensor::<Plain, 4>(random_values(&mut rng, 12 * len), [2, 3, 2, len], &device)
+        .permute([2, 1, 0, 3]);
+    check_tensor(permuted, 500, 3, radix(false), "radix: a permuted 4-d view");
 }

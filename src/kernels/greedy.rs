@@ -18,12 +18,18 @@ use cubecl::prelude::*;
 /// finite value, is invalid and gives the NaN's, the +inf's or the first −inf's index).
 ///
 /// One cube of `cube_dim` units per row; each unit reads `vectors_per_unit` vectors per step,
-/// all issued before any is used.
+/// all issued before any is used. The buffers are arrays and the layout comes as scalars (`vocab`
+/// elements per row, rows `row_stride` apart, elements `stride` apart): for a tensor argument
+/// CubeCL uploads shapes and strides before every launch, half of a launch's host time on the
+/// H200 (11.9 µs with one tensor argument, 6.3 with an array).
 #[cube(launch_unchecked)]
 pub fn greedy_kernel<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
+    input: &Array<Vector<F, N>>,
+    tokens: &mut Array<I>,
+    valid: &mut Array<I>,
+    vocab: usize,
+    row_stride: usize,
+    stride: usize,
     num_rows: usize,
     #[comptime] cube_dim: usize,
     #[comptime] vectors_per_unit: usize,
@@ -34,9 +40,7 @@ pub fn greedy_kernel<F: Float, I: Int, N: Size>(
         terminate!();
     }
     let width = input.vector_size();
-    let vocab = input.shape(1);
-    let stride = input.stride(1);
-    let base = row * input.stride(0);
+    let base = row * row_stride;
     let unit = linear_unit();
     let mut reduce = SharedMemory::<i32>::new(cube_dim + 1usize);
 
@@ -57,7 +61,7 @@ pub fn greedy_kernel<F: Float, I: Int, N: Size>(
     let mut loaded = Array::<Vector<F, N>>::new(vectors_per_unit);
     let mut start = 0usize;
     while start < vocab {
-        load_vectors::<F, N>(
+        load_vectors::<F, N, Array<Vector<F, N>>>(
             input,
             &mut loaded,
             base,

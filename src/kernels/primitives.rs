@@ -63,6 +63,19 @@ pub fn row_offset<T: CubePrimitive>(input: &Tensor<T>, row: usize, dim: usize) -
     offset
 }
 
+/// Offset of `row` in a buffer passed as an array (which carries no shape or strides): rows come
+/// in groups of `group_rows`, groups `group_stride` apart and rows within a group `row_stride`
+/// apart (the host's `RowMap`).
+#[cube]
+pub fn mapped_row_offset(
+    row: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
+) -> usize {
+    (row / group_rows) * group_stride + (row % group_rows) * row_stride
+}
+
 /// The tile of a row that this cube handles, when each row of `len` elements is cut into tiles
 /// of `tile_width` and a row's tiles are consecutive cubes: the row (at least the row count for
 /// the grid's extra cubes, which exit), and the tile's first and past-the-end elements.
@@ -78,11 +91,11 @@ pub fn cube_tile(len: usize, tile_width: usize) -> (usize, usize, usize) {
 /// that starts at element `first` of the row at `base` (elements `stride` apart; with vectors
 /// wider than one element the row is contiguous): vector `v` is the unit's `v`-th, `units`
 /// vectors apart, so a plane's loads are contiguous. All loads are issued before any is used;
-/// vectors at or past `end` are left as they were.
+/// vectors at or past `end` are left as they were. `input` is a tensor or an array.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn load_vectors<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
+pub fn load_vectors<F: Float, N: Size, L: List<Vector<F, N>>>(
+    input: &L,
     vectors: &mut Array<Vector<F, N>>,
     base: usize,
     stride: usize,
@@ -97,7 +110,7 @@ pub fn load_vectors<F: Float, N: Size>(
     for v in 0..vectors_per_unit {
         let element = first + (v * units + unit) * width;
         if element < end {
-            vectors[v] = input[(base + element * stride) / width];
+            vectors[v] = input.read((base + element * stride) / width);
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn offer_range<F: Float, N: Size>(
     let step = comptime!(units * vectors_per_unit * width);
     let unit = linear_unit();
     let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-    load_vectors::<F, N>(
+    load_vectors::<F, N, Tensor<Vector<F, N>>>(
         input,
         &mut vectors,
         base,
@@ -383,7 +383,7 @@ fn take_batch<F: Float, N: Size>(
             }
         }
     }
-    load_vectors::<F, N>(
+    load_vectors::<F, N, Tensor<Vector<F, N>>>(
         input,
         vectors,
         base,

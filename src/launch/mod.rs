@@ -542,3 +542,102 @@ pub(crate) fn top_k<R: burn_cubecl::CubeRuntime>(
         Plan::Autotune => crate::autotune::top_k(tensor, k, dim, largest, index_dtype),
     }
 }
+
+/// Where each row starts in a buffer passed to a kernel as an array, which carries no shape or
+/// strides (a tensor argument makes CubeCL upload them before every launch: half of the host's
+/// time per launch on the H200). Rows, numbered row-major over every dimension but `dim`, come in
+/// groups of `group_rows`; groups are `group_stride` elements apart and the rows of a group
+/// `row_stride` apart
+/// ([`mapped_row_offset`](crate::kernels::primitives::mapped_row_offset())).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowMap {
+    pub group_rows: usize,
+    pub group_stride: usize,
+    pub row_stride: usize,
+}
+
+impl RowMap {
+    /// The map of a tensor with `shape` and `strides` whose rows run along `dim`, or `None` when
+    /// the other dimensions do not fold into two levels (a permuted view of three or more).
+    pub(crate) fn new(shape: &[usize], strides: &[usize], dim: usize) -> Option<Self> {
+        // The other dimensions, outermost first, without those of size 1, each merged into the
+        // one before where they nest (its stride is this one's times this one's size).
+        let mut levels: Vec<(usize, usize)> = Vec::new();
+        for axis in (0..shape.len()).filter(|&axis| axis != dim && shape[axis] != 1) {
+            let (size, stride) = (shape[axis], strides[axis]);
+            match levels.last_mut() {
+                Some(outer) if outer.1 == stride * size => *outer = (outer.0 * size, stride),
+                _ => levels.push((size, stride)),
+            }
+        }
+        match levels[..] {
+            [] => Some(Self {
+                group_rows: 1,
+                group_stride: 0,
+                row_stride: 0,
+            }),
+            [(rows, row_stride)] => Some(Self {
+                group_rows: rows,
+                group_stride: 0,
+                row_stride,
+            }),
+            [(_, group_stride), (rows, row_stride)] => Some(Self {
+                group_rows: rows,
+                group_stride,
+                row_stride,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RowMap;
+
+    /// The offset of each row by its coordinates, as the kernels' `row_offset` computes it.
+    fn offsets(shape: &[usize], strides: &[usize], dim: usize) -> Vec<usize> {
+        let rows: usize = shape.iter().product::<usize>() / shape[dim];
+        (0..rows)
+            .map(|row| {
+                let mut remaining = row;
+                let mut offset = 0;
+                for axis in (0..shape.len()).rev().filter(|&axis| axis != dim) {
+                    offset += (remaining % shape[axis]) * strides[axis];
+                    remaining /= shape[axis];
+                }
+                offset
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_map_matches_row_offsets() {
+        let cases: [(&[usize], &[usize], usize); 8] = [
+            (&[4, 10], &[10, 1], 1),
+            (&[10, 4], &[1, 10], 0),
+            (&[10, 4], &[4, 1], 0),
+            (&[2, 3, 5], &[15, 5, 1], 1),
+            (&[2, 3, 5], &[15, 5, 1], 2),
+            (&[2, 3, 5], &[15, 5, 1], 0),
+            (&[1, 7, 1], &[7, 1, 1], 1),
+            (&[3, 1, 4, 6], &[24, 24, 1, 4], 2),
+        ];
+        for (shape, strides, dim) in cases {
+            let map = RowMap::new(shape, strides, dim).expect("two levels at most");
+            let mapped: Vec<usize> = (0..offsets(shape, strides, dim).len())
+                .map(|row| {
+                    (row / map.group_rows) * map.group_stride
+                        + (row % map.group_rows) * map.row_stride
+                })
+                .collect();
+            assert_eq!(
+                mapped,
+                offsets(shape, strides, dim),
+                "{shape:?} {strides:?} {dim}"
+            );
+        }
+        // Three levels that do not nest (a permuted view): no map.
+        assert_eq!(RowMap::new(&[2, 3, 5, 7], &[1, 100, 14, 2], 3), None);
+    }
+}

@@ -4,14 +4,15 @@
 //! pivot digit, a select over what passed).
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
+use super::{RowMap, allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::radix_select::{
     DIGIT_BINS, digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel,
-    one_launch_kernel, radix_select_kernel,
+    one_launch_kernel, radix_select_kernel, zero_counters_kernel,
 };
 use burn::tensor::DType;
-use burn_cubecl::ops::numeric::zeros_client;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
 
@@ -237,6 +238,18 @@ fn launch_tiled<R: CubeRuntime>(
     if layout.rows == 0 {
         return (values, indices);
     }
+    // The fill, histogram and filter launches take arrays (no shape and stride upload per
+    // launch), so their rows are located by a map; a permuted view that has none is copied.
+    let map = |input: &CubeTensor<R>| RowMap::new(input.meta.shape(), input.meta.strides(), dim);
+    let (input, rows) = match map(&input) {
+        Some(rows) => (input, rows),
+        None => {
+            let input = into_contiguous(input);
+            let rows = map(&input).expect("a contiguous tensor's rows have a map");
+            (input, rows)
+        }
+    };
+    let stride = input.meta.strides()[dim];
     let client = input.client.clone();
     let width = vector_width(&input, dim);
     let tile_width = tile_width.div_ceil(width) * width;
@@ -244,13 +257,14 @@ fn launch_tiled<R: CubeRuntime>(
     let vectors = vectors_per_unit(batch, width);
     let filter_vectors = vectors_per_unit(filter_batch, width);
     // Each row's histogram, then each row's list length: zero before the first launch. Filled
-    // on the device: a copy of zeros from the host cost more host and device time than the fill
+    // on the device: a copy of zeros from the host cost more host and device time than a fill
     // kernel's launch on the H200 (8 rows of 128k, k = 1024: 65.0 -> 40.5 us device, 121.9 ->
     // 45.3 us wall per call).
-    let counters = zeros_client(
+    let counter_words = layout.rows * (DIGIT_BINS + 1);
+    let counters = empty_device_contiguous_dtype(
         client.clone(),
         input.device.clone(),
-        [layout.rows * (DIGIT_BINS + 1)].into(),
+        [counter_words].into(),
         DType::U32,
     );
     let histogram = counters.clone();
@@ -261,14 +275,26 @@ fn launch_tiled<R: CubeRuntime>(
     // the digit's 12 bits, list places by the row's length (a row passes at most all of its
     // entries), the histogram and lengths by the row count.
     unsafe {
+        zero_counters_kernel::launch_unchecked::<R>(
+            &client,
+            cube_grid(counter_words.div_ceil(CUBE_UNITS as usize)),
+            CubeDim::new_1d(CUBE_UNITS),
+            counters.clone().into_array_arg(),
+            counter_words,
+            CUBE_UNITS as usize,
+        );
         digit_histogram_kernel::launch_unchecked::<R>(
             &client,
             grid.clone(),
             CubeDim::new_1d(units as u32),
             width,
-            input.clone().into_tensor_arg(),
-            histogram.clone().into_tensor_arg(),
-            dim,
+            input.clone().into_array_arg(),
+            histogram.clone().into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             layout.rows,
             tile_width,
             largest,
@@ -281,12 +307,16 @@ fn launch_tiled<R: CubeRuntime>(
             grid,
             CubeDim::new_1d(units as u32),
             width,
-            input.clone().into_tensor_arg(),
-            histogram.into_tensor_arg(),
-            counters.clone().into_tensor_arg(),
-            list_keys.clone().into_tensor_arg(),
-            list_indices.clone().into_tensor_arg(),
-            dim,
+            input.clone().into_array_arg(),
+            histogram.into_array_arg(),
+            counters.clone().into_array_arg(),
+            list_keys.clone().into_array_arg(),
+            list_indices.clone().into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             tile_width,
