@@ -28,7 +28,10 @@
 //! - **Cost**: the first call with a new key times every remaining candidate on the call's own
 //!   input (CubeCL's 3 warm-up and 10 timed samples, each of [`runs_per_sample`] back-to-back
 //!   runs so that jitter averages out: about a millisecond, sized from [`PROBE_RUNS`]
-//!   back-to-back runs of the first candidate before tuning starts), about a tenth of a second
+//!   back-to-back runs of the first candidate before tuning starts; CubeCL 0.10 times samples on
+//!   the host between two synchronisations on CUDA, so each candidate is ranked by its time per
+//!   call in a steady loop, the larger of its host and device time: a candidate of several
+//!   launches can lose to one launch that takes longer on the device), about a tenth of a second
 //!   on the H100, plus the NVRTC compilation of kernels no earlier call needed: 1–2.4 s per
 //!   candidate on the H200 (0.3–0.5 s with CubeCL's compilation cache filled by an earlier
 //!   process), paid by the first key of each dtype and k range (the kernels' compile-time
