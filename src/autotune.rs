@@ -519,19 +519,38 @@ pub(crate) fn top_k<R: CubeRuntime>(
             index_dtype,
         ) {
             Ok(outputs) => return outputs,
-            Err(err) => log::warn!(
-                "burn-topk autotune: the cached winner {} cannot run for {key} ({err}); \
-                 using the heuristic",
-                candidate.name
-            ),
+            Err(err) => warn_once(&key, || {
+                format!(
+                    "burn-topk autotune: the cached winner {} cannot run for {key} ({err}); \
+                     using the heuristic",
+                    candidate.name
+                )
+            }),
         }
     } else if let Some(i) = index {
-        log::warn!(
-            "burn-topk autotune: cached winner #{i} for {key} is not a candidate; using the heuristic"
-        );
+        warn_once(&key, || {
+            format!(
+                "burn-topk autotune: cached winner #{i} for {key} is not a candidate; \
+                 using the heuristic"
+            )
+        });
     }
     run(tensor, k, dim, Strategy::Heuristic, largest, index_dtype)
         .expect("the heuristic fits every input that passed the checks")
+}
+
+/// Logs `message` at `warn` level the first time in this process that `key` has a cached winner
+/// that cannot be used (the same key then keeps taking the heuristic without a warning per call).
+fn warn_once(key: &TopKKey, message: impl FnOnce() -> String) {
+    static WARNED: OnceLock<Mutex<std::collections::HashSet<TopKKey>>> = OnceLock::new();
+    let first = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(key.clone());
+    if first {
+        log::warn!("{}", message());
+    }
 }
 
 /// The candidate the autotuner picked for `shape` on `device`, if a call in this process has

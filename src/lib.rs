@@ -38,12 +38,16 @@
 //!
 //! Token sampling (temperature, top-k, top-p, min-p, seeded, on the device) is in [`sampling`].
 
+#![warn(missing_docs)]
+
 pub mod autotune;
 pub mod backend;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod device;
 pub mod error;
 pub mod fallback;
+// `#[cube]` generates public expansion items that take no doc comments.
+#[allow(missing_docs)]
 pub mod kernels;
 mod launch;
 pub mod options;

@@ -91,13 +91,18 @@ const DECISION_WORDS: usize = 16;
 /// where `per_row` says so, and whether they are in range. Shared by both sampling kernels.
 #[derive(CubeType)]
 pub struct RowParams {
+    /// The temperature (0: greedy).
     pub temperature: f32,
+    /// Top-p (1: off).
     pub top_p: f32,
+    /// Min-p (0: off).
     pub min_p: f32,
-    /// Philox key and stream: the batch seed and the row, or the row's own seed and stream 0
-    /// (so a row with its own seed draws the same whatever the batch).
+    /// Philox key, low word, with `key1` and `stream`: the batch seed and the row, or the row's
+    /// own seed and stream 0 (so a row with its own seed draws the same whatever the batch).
     pub key0: u32,
+    /// Philox key, high word.
     pub key1: u32,
+    /// Philox stream.
     pub stream: u32,
     /// Every parameter in range (written so that NaN fails every test).
     pub ok: bool,

@@ -71,6 +71,7 @@ mod cube {
             &param_dtypes,
             input.handle.size() as usize / input.dtype.size(),
             checked,
+            scalars.top_k_strategy,
         )?;
         Ok(PerRowTensors {
             temperature: rows.temperature,
@@ -203,6 +204,7 @@ mod fusion {
             &param_dtypes,
             shape.num_elements(),
             checked,
+            scalars.top_k_strategy,
         )?;
 
         let present = [

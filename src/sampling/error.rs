@@ -1,6 +1,8 @@
 //! Why a sampling call is refused, and the host checks that find it before any launch.
 
 use super::params::{RowTensors, ScalarParams, Source};
+use crate::Strategy;
+use crate::error::TopKError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, TensorMetadata};
 
@@ -57,6 +59,16 @@ pub enum SamplingError {
         dtype: DType,
         /// What was expected.
         expected: &'static str,
+    },
+    /// `BURN_TOPK_STRATEGY` (which picks the fast path's top-k on CubeCL backends) named no
+    /// strategy.
+    #[error(
+        "sampling: BURN_TOPK_STRATEGY = {name:?} is not one of auto, heuristic, streaming, \
+         two-stage, radix, burn"
+    )]
+    UnknownStrategy {
+        /// The value found.
+        name: String,
     },
     /// A buffer the device kernel would address is past its 32-bit indexing.
     #[error(
@@ -176,14 +188,19 @@ fn check_row_shape(
 }
 
 /// The device kernel's own limits: f64 is refused (it ranks in f32), the device must support the
-/// dtype, and every buffer must fit 32-bit indexing.
+/// dtype, and every buffer must fit 32-bit indexing. The fast path's top-k follows
+/// `BURN_TOPK_STRATEGY` as top-k calls do, so a name that is no strategy is refused here too.
 pub(crate) fn check_kernel(
     dtype: DType,
     device_supports: impl FnOnce() -> bool,
     param_dtypes: &[DType],
     input_elements: usize,
     rows: Rows,
+    top_k_strategy: Strategy,
 ) -> Result<(), SamplingError> {
+    if let Err(TopKError::UnknownStrategy { name }) = top_k_strategy.with_env_override() {
+        return Err(SamplingError::UnknownStrategy { name });
+    }
     if dtype == DType::F64 || !device_supports() {
         return Err(SamplingError::UnsupportedDType {
             dtype,
