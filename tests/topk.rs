@@ -4,7 +4,7 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
 use burn_topk::options::{StreamingParams, TwoStageParams};
 use burn_topk::{Strategy, TopKBackend, TopKError, TopKExt, TopKOptions, reference};
 use rand::rngs::StdRng;
@@ -142,10 +142,20 @@ fn check_tensor<B: TopKBackend, const D: usize>(
     options: TopKOptions,
     what: &str,
 ) {
+    try_check_tensor(tensor, k, dim, options, what).unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// [`check_tensor`] for a call that may be refused: returns the error instead of panicking on it
+/// (a wrong result still panics).
+fn try_check_tensor<B: TopKBackend, const D: usize>(
+    tensor: Tensor<B, D>,
+    k: usize,
+    dim: usize,
+    options: TopKOptions,
+    what: &str,
+) -> Result<(), TopKError> {
     let input = tensor.to_data();
-    let (values, indices) = tensor
-        .try_top_k_with(k, dim, options)
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (values, indices) = tensor.try_top_k_with(k, dim, options)?;
     let (want_values, want_indices) = reference_of(&input, k, dim, options.largest);
     let got_indices: Vec<i64> = indices.into_data().convert::<i64>().to_vec().unwrap();
     let got_values = values.into_data();
@@ -156,6 +166,7 @@ fn check_tensor<B: TopKBackend, const D: usize>(
         &bits_of(&want_values),
         &format!("{what}: value bits"),
     );
+    Ok(())
 }
 
 /// Equal slices, or a panic naming the first difference (whole vectors are too long to print).
@@ -500,8 +511,76 @@ fn strategy_names_and_params() {
     }
 }
 
+/// `BURN_TOPK_STRATEGY` in a child process (the variable is process-wide): each name replaces
+/// `Auto` (so nothing is tuned) and gives the reference's answer; an unknown name is a typed
+/// error from top-k and from sampling, while explicit strategies are not overridden.
+#[test]
+fn strategy_env_override() {
+    for name in [
+        "radix",
+        "streaming",
+        "two-stage",
+        "heuristic",
+        "burn",
+        "bogus",
+    ] {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["strategy_env_child", "--exact", "--ignored", "--nocapture"])
+            .env("BURN_TOPK_STRATEGY", name)
+            .output()
+            .expect("spawn the test binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "BURN_TOPK_STRATEGY={name} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+#[ignore = "a phase of strategy_env_override"]
+fn strategy_env_child() {
+    use burn_topk::sampling::{SampleExt, SamplingError, SamplingParams};
+    let name = std::env::var("BURN_TOPK_STRATEGY").expect("run by the parent test");
+    let device = gpu_device();
+    let mut rng = rng("strategy env");
+    let values = random_values(&mut rng, 2 * 3000);
+    let rows = || tensor::<Fused, 2>(values.clone(), [2, 3000], &device);
+    let explicit = TopKOptions::largest().with_strategy(Strategy::RadixSelect);
+    check_tensor(rows(), 5, 1, explicit, "explicit radix");
+    if name == "bogus" {
+        let unknown = Some(TopKError::UnknownStrategy { name: name.clone() });
+        assert_eq!(rows().try_top_k(5, 1).err(), unknown);
+        let sampled = rows().try_sample(&SamplingParams::new().top_k(5));
+        assert!(
+            matches!(sampled, Err(SamplingError::UnknownStrategy { name: ref n }) if *n == name),
+            "{sampled:?}"
+        );
+    } else {
+        check_tensor(rows(), 5, 1, TopKOptions::largest(), &name);
+        let tokens = rows()
+            .sample(&SamplingParams::new().temperature(0.0))
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap();
+        let argmax: Vec<i64> = values
+            .chunks(3000)
+            .map(|row| reference::top_k_row(row, 1, true)[0].1 as i64)
+            .collect();
+        assert_eq!(tokens, argmax, "greedy tokens");
+    }
+    assert_eq!(
+        burn_topk::autotune::tuning_count(),
+        0,
+        "{name} replaces the autotuner"
+    );
+}
+
 /// Which runtime and adapter the tests run on: `--nocapture` prints it (the GPU machine's log
-/// shows the wgpu tests on the NVIDIA Vulkan driver at plane size 32, CI's on lavapipe at 8).
+/// shows the wgpu tests on the NVIDIA Vulkan driver at plane size 32, CI's on lavapipe at 8 and
+/// 16). With `BURN_TOPK_EXPECT_PLANE_SIZE` set, the plane size must be that.
 #[test]
 fn runtime_report() {
     use cubecl::Runtime;
@@ -518,6 +597,13 @@ fn runtime_report() {
         hardware.num_streaming_multiprocessors,
     );
     assert!(hardware.plane_size_min >= 1 && hardware.plane_size_min <= hardware.plane_size_max);
+    // CI's second pass asks lavapipe for wider planes; this fails if the driver ignored it.
+    if let Ok(expected) = std::env::var("BURN_TOPK_EXPECT_PLANE_SIZE") {
+        let expected: u32 = expected
+            .parse()
+            .expect("BURN_TOPK_EXPECT_PLANE_SIZE is a number");
+        assert_eq!(hardware.plane_size_max, expected, "plane size");
+    }
 }
 
 #[test]
@@ -542,6 +628,44 @@ fn fused_errors() {
                 ..
             })
         ));
+    }
+    // Checked from the shape alone (nothing allocated): f64 and half types the device lacks
+    // are refused, and so is a tensor past the kernels' 32-bit addressing, by one element.
+    let check = |dtype: DType, dims: [usize; 2], strategy: Strategy| {
+        Fused::check_top_k(
+            &device,
+            dtype,
+            &Shape::new(dims),
+            5,
+            1,
+            TopKOptions::largest().with_strategy(strategy),
+        )
+    };
+    assert!(matches!(
+        check(DType::F64, [2, 30], Strategy::Auto),
+        Err(TopKError::UnsupportedDType { .. })
+    ));
+    for dtype in [DType::F16, DType::BF16] {
+        let result = check(dtype, [2, 30], Strategy::Auto);
+        if Fused::supports_dtype(&device, dtype) {
+            assert_eq!(result, Ok(()), "{dtype:?}");
+        } else {
+            assert!(
+                matches!(result, Err(TopKError::UnsupportedDType { .. })),
+                "{dtype:?}: {result:?}"
+            );
+        }
+    }
+    let max = u32::MAX as usize;
+    for strategy in [Strategy::streaming(), Strategy::Auto] {
+        assert_eq!(check(DType::F32, [3, max / 3], strategy), Ok(()));
+        assert_eq!(
+            check(DType::F32, [4096, 1 << 20], strategy),
+            Err(TopKError::TooLarge {
+                elements: 1 << 32,
+                max
+            })
+        );
     }
 }
 

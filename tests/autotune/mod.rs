@@ -2,9 +2,12 @@
 //! works, and the disk cache survives a process restart and corruption (child processes of this
 //! test binary, each with its own cache directory).
 
-use super::{Plain, check_tensor, gpu_device, random_values, rng, tensor};
+use super::{
+    Plain, check_tensor, few_values, gpu_device, random_values, rng, sparse_specials, tensor,
+    try_check_tensor,
+};
 use burn_topk::autotune::{self, TuneShape};
-use burn_topk::{Strategy, TopKOptions};
+use burn_topk::{Strategy, TopKError, TopKOptions};
 use cubecl::Runtime;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,7 +56,6 @@ fn autotune_choice_runs_and_matches() {
         autotune::tune_ahead::<Plain>(&device, &[shape]).unwrap();
         let choice = autotune::tuned_choice::<Rt>(&client, &device, &shape)
             .unwrap_or_else(|| panic!("{shape:?} was tuned ahead"));
-        assert!(candidates.contains(&choice), "{choice:?} is a candidate");
         // The pick and Auto agree with the reference (and so with each other), on fresh data
         // with the same key.
         let values = random_values(&mut rng, shape.rows * shape.len);
@@ -67,6 +69,52 @@ fn autotune_choice_runs_and_matches() {
                 &what,
             );
         }
+    }
+}
+
+/// Every candidate the tuner may pick, run as an explicit strategy, against the reference: the
+/// tuner only ever checks a candidate's speed, so a wrong one would be served to `Auto` users on
+/// exactly the keys where it is fastest. Lengths off every tile and vector width; k from one
+/// to the whole row. A candidate may refuse a k it cannot hold (the tuner then never admits it
+/// for that key), but never a wrong answer, and each must run every k = 1 case.
+#[test]
+fn autotune_candidates_match_reference() {
+    let device = gpu_device();
+    let client = Rt::client(&device);
+    let mut rng = rng("autotune candidates");
+    let cases: Vec<(&str, usize, usize, Vec<f32>)> = [(5usize, 257usize), (2, 4097), (2, 65537)]
+        .into_iter()
+        .flat_map(|(rows, len)| {
+            [
+                ("random", rows, len, random_values(&mut rng, rows * len)),
+                ("ties", rows, len, few_values(&mut rng, rows * len)),
+                ("specials", rows, len, sparse_specials(&mut rng, rows * len)),
+            ]
+        })
+        .collect();
+    for candidate in autotune::candidates(&client.properties().hardware) {
+        let mut refused = Vec::new();
+        for (name, rows, len, values) in &cases {
+            for k in [1, 33, len / 2, *len] {
+                for largest in [true, false] {
+                    let what = format!(
+                        "{}: {name} {rows}x{len} k={k} largest={largest}",
+                        candidate.name
+                    );
+                    let options = TopKOptions {
+                        largest,
+                        strategy: candidate.strategy,
+                    };
+                    let input = tensor::<Plain, 2>(values.clone(), [*rows, *len], &device);
+                    match try_check_tensor(input, k, 1, options, &what) {
+                        Ok(()) => {}
+                        Err(TopKError::InvalidParams { .. }) if k > 1 => refused.push(what),
+                        Err(e) => panic!("{what}: {e}"),
+                    }
+                }
+            }
+        }
+        println!("{}: {} cases refused", candidate.name, refused.len());
     }
 }
 
@@ -97,14 +145,58 @@ fn autotune_child() {
             assert_eq!(autotune::tuning_count(), 0, "the disk cache answers");
         }
         "corrupt" => {
+            log::set_logger(&LOG).unwrap();
+            log::set_max_level(log::LevelFilter::Info);
             check_shape(tuned, "child corrupt: intact line");
             check_shape(bad_index, "child corrupt: bad index");
+            check_shape(bad_index, "child corrupt: bad index again");
             assert_eq!(autotune::tuning_count(), 0, "intact lines still answer");
+            let lines = LOG.lines.lock().unwrap().clone();
+            let count = |level: log::Level, text: &str| {
+                lines
+                    .iter()
+                    .filter(|(l, line)| *l == level && line.contains(text))
+                    .count()
+            };
+            assert_eq!(
+                count(log::Level::Info, "from the disk cache"),
+                2,
+                "{lines:?}"
+            );
+            assert_eq!(
+                count(log::Level::Warn, "is not a candidate; using the heuristic"),
+                1,
+                "one warning for the bad index, not one per call: {lines:?}"
+            );
             check_shape(stale, "child corrupt: stale checksum");
             assert_eq!(autotune::tuning_count(), 1, "a stale line is tuned again");
         }
         other => panic!("unknown phase {other}"),
     }
+}
+
+/// The child's log: this crate's records, to check what it reports.
+struct Captured {
+    lines: std::sync::Mutex<Vec<(log::Level, String)>>,
+}
+
+static LOG: Captured = Captured {
+    lines: std::sync::Mutex::new(Vec::new()),
+};
+
+impl log::Log for Captured {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.target().starts_with("burn_topk")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let line = record.args().to_string();
+            self.lines.lock().unwrap().push((record.level(), line));
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 fn run_child(dir: &Path, phase: &str) {

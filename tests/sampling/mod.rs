@@ -119,13 +119,13 @@ fn exact_argmax<B: SamplingBackend>(device: &B::Device) {
     }
 }
 
-/// Greedy decoding of f16 and bf16 logits (where the device has them): the argmax of the half
-/// values, ties (many, after rounding) to the smaller index, −0.0 tied with +0.0, and rows with a
-/// NaN, all −inf or a +inf invalid with the NaN's, the first −inf's or the +inf's index.
-fn greedy_half<B: SamplingBackend>(device: &B::Device) {
+/// Greedy decoding of f32, f16 and bf16 logits (where the device has them): the argmax, ties
+/// (many for the half types, after rounding) to the smaller index, −0.0 tied with +0.0, and rows
+/// with a NaN, all −inf or a +inf invalid with the NaN's, the first −inf's or the +inf's index.
+fn greedy_dtypes<B: SamplingBackend>(device: &B::Device) {
     use burn::tensor::DType;
     let mut rng = rng(12);
-    for dtype in [DType::F16, DType::BF16] {
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
         if !B::supports_dtype(device, dtype) {
             println!("{dtype:?}: not supported on this device, skipped");
             continue;
@@ -141,6 +141,7 @@ fn greedy_half<B: SamplingBackend>(device: &B::Device) {
             // The half values made on the host, so the kernel and the reference see the same
             // numbers whatever rounding the device's cast would use.
             let (data, rounded): (TensorData, Vec<f32>) = match dtype {
+                DType::F32 => (TensorData::new(values.clone(), [rows, vocab]), values),
                 DType::F16 => {
                     let h: Vec<half::f16> =
                         values.iter().map(|&v| half::f16::from_f32(v)).collect();
@@ -967,7 +968,7 @@ fn sampling_fast_path_fused() {
 #[test]
 fn sampling_exact_fused() {
     exact_argmax::<Fused>(&gpu_device());
-    greedy_half::<Fused>(&gpu_device());
+    greedy_dtypes::<Fused>(&gpu_device());
 }
 
 #[test]
