@@ -524,18 +524,27 @@ fn strategy_env_override() {
         "burn",
         "bogus",
     ] {
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["strategy_env_child", "--exact", "--ignored", "--nocapture"])
-            .env("BURN_TOPK_STRATEGY", name)
-            .output()
-            .expect("spawn the test binary");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "BURN_TOPK_STRATEGY={name} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_child_test("strategy_env_child", ("BURN_TOPK_STRATEGY", name), None);
     }
+}
+
+/// Runs the ignored test `test` of this binary in a child process with one environment variable
+/// set (and in `dir` if given), and fails unless it passed.
+fn run_child_test(test: &str, (var, value): (&str, &str), dir: Option<&std::path::Path>) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .env(var, value);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command.output().expect("spawn the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} with {var}={value} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

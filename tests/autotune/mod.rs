@@ -3,14 +3,13 @@
 //! test binary, each with its own cache directory).
 
 use super::{
-    Plain, check_tensor, few_values, gpu_device, random_values, rng, sparse_specials, tensor,
-    try_check_tensor,
+    Plain, check_tensor, few_values, gpu_device, random_values, rng, run_child_test,
+    sparse_specials, tensor, try_check_tensor,
 };
 use burn_topk::autotune::{self, TuneShape};
 use burn_topk::{Strategy, TopKError, TopKOptions};
 use cubecl::Runtime;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[cfg(feature = "cuda")]
 type Rt = cubecl::cuda::CudaRuntime;
@@ -200,23 +199,7 @@ impl log::Log for Captured {
 }
 
 fn run_child(dir: &Path, phase: &str) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "autotune::autotune_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(PHASE, phase)
-        .current_dir(dir)
-        .output()
-        .expect("spawn the test binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "phase {phase} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_child_test("autotune::autotune_child", (PHASE, phase), Some(dir));
 }
 
 fn cache_file(dir: &Path) -> PathBuf {
