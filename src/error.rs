@@ -54,8 +54,8 @@ pub enum TopKError {
     },
     /// `BURN_TOPK_STRATEGY` named no strategy.
     #[error(
-        "top-k: BURN_TOPK_STRATEGY = {name:?} is not one of auto, heuristic, streaming, two-stage, \
-         radix, burn"
+        "top-k: BURN_TOPK_STRATEGY = {name:?} is not one of {}",
+        crate::options::STRATEGY_NAMES
     )]
     UnknownStrategy {
         /// The value found.

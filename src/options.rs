@@ -57,6 +57,9 @@ pub enum Strategy {
 /// 32 KiB holds k up to about 1400), and one cube sorts the k results.
 pub const STREAMING_MAX_K: usize = 4096;
 
+/// The names `BURN_TOPK_STRATEGY` takes (see [`Strategy::from_name`]), as error messages list them.
+pub const STRATEGY_NAMES: &str = "auto, heuristic, streaming, two-stage, radix, burn";
+
 impl Strategy {
     /// [`Strategy::Streaming`] with its parameters chosen per call.
     pub fn streaming() -> Self {
@@ -68,7 +71,7 @@ impl Strategy {
         Self::TwoStage(TwoStageParams::default())
     }
 
-    /// Parses a `BURN_TOPK_STRATEGY` value.
+    /// Parses a `BURN_TOPK_STRATEGY` value (one of [`STRATEGY_NAMES`]).
     pub fn from_name(name: &str) -> Result<Self, TopKError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "auto" | "" => Ok(Self::Auto),

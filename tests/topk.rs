@@ -487,6 +487,10 @@ fn strategy_names_and_params() {
         Strategy::from_name("fastest"),
         Err(TopKError::UnknownStrategy { .. })
     ));
+    // The names the errors list are the names the parser takes.
+    for name in burn_topk::options::STRATEGY_NAMES.split(", ") {
+        assert!(Strategy::from_name(name).is_ok(), "{name}");
+    }
     let device = gpu_device();
     let t = || tensor::<Fused, 2>(vec![1.0; 2 * 512], [2, 512], &device);
     for strategy in [

@@ -63,8 +63,8 @@ pub enum SamplingError {
     /// `BURN_TOPK_STRATEGY` (which picks the fast path's top-k on CubeCL backends) named no
     /// strategy.
     #[error(
-        "sampling: BURN_TOPK_STRATEGY = {name:?} is not one of auto, heuristic, streaming, \
-         two-stage, radix, burn"
+        "sampling: BURN_TOPK_STRATEGY = {name:?} is not one of {}",
+        crate::options::STRATEGY_NAMES
     )]
     UnknownStrategy {
         /// The value found.
