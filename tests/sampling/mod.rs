@@ -460,16 +460,16 @@ fn filters<B: SamplingBackend>(device: &B::Device) {
             }
         }
     }
-    filters_masked::<B>(device);
+    filters_masked::<B>(device, &[300, 5000]);
 }
 
 /// The filters on masked rows (constrained decoding): 90 % of each row −inf (or, as
 /// probabilities, 0), and a last row with one finite logit, against the reference. Top-k runs
 /// below, at and past the finite count; a filter that took a masked row for an invalid one would
 /// give it back unchanged.
-fn filters_masked<B: SamplingBackend>(device: &B::Device) {
+fn filters_masked<B: SamplingBackend>(device: &B::Device, vocabs: &[usize]) {
     let mut rng = rng(13);
-    for vocab in [300usize, 5000] {
+    for &vocab in vocabs {
         let rows = 4;
         let finite = distinct_logits(&mut rng, vocab / 10, 4.0);
         let n = finite.len();
@@ -695,7 +695,7 @@ fn chi_square_test(tokens: &[i64], want: &Filtered, what: &str) {
         let t = t as usize;
         assert!(
             want.keep[t] && want.probabilities[t] > 0.0,
-            "{what}: drew token {t}, which was filtered out"
+            "{what}: drew token {t}, which was filtered out (or has probability 0)"
         );
         counts[t] += 1;
     }
@@ -852,7 +852,7 @@ fn statistics<B: SamplingBackend>(device: &B::Device, rows: usize) {
     }
 
     // Per-row parameters: four groups in one batch, each with its own row (one of them 90 %
-    // −inf), temperature, top-k, top-p and min-p.
+    // −inf, `sparse`), temperature, top-k, top-p and min-p.
     let other = distinct_logits(&mut rng, 50, 2.0);
     let third = distinct_logits(&mut rng, 50, 4.0);
     let sparse = masked_rows(&mut rng, 1, 50, &logits[..5]);
@@ -878,7 +878,7 @@ fn statistics<B: SamplingBackend>(device: &B::Device, rows: usize) {
             },
         ),
         (
-            sparse,
+            sparse.clone(),
             RowSettings {
                 top_p: safe_top_p(&sparse_sorted, 2, 1.0),
                 ..hot
@@ -895,75 +895,84 @@ fn statistics<B: SamplingBackend>(device: &B::Device, rows: usize) {
     ];
     chi_square_per_row::<B>(&groups, SamplingParams::new(), rows, device, "per-row");
 
-    // Masked rows (constrained decoding): the same 50 logits at random places among 450 −inf, so
-    // the cases above keep the same tokens. To keep lavapipe's time down, the modes share three
-    // batches as groups of per-row parameters: every sequential mode (greedy and top-k past the
-    // finite count included) through the one-launch kernel; joint top-p with a batch top-k past
-    // the finite count through the fast path (tokens the same as the one-launch kernel's, see
-    // `fast_path_agrees`; the heuristic's top-k, as tuning this shape would cost about 10 s a
-    // key); and the probabilities, 0 where masked.
-    let vocab = 500;
-    let masked = masked_rows(&mut rng, 1, vocab, &logits);
-    let case = |name: &str| {
-        let (_, settings) = cases.iter().find(|(n, _)| *n == name).unwrap();
-        (masked.clone(), *settings)
-    };
+    // Masked rows (constrained decoding): the per-row batch's row of 5 finite logits among 45
+    // −inf, through every mode, as groups of per-row parameters to keep lavapipe's time down:
+    // the sequential modes (greedy, and top-k below and past the finite count) through the
+    // one-launch kernel; joint top-p with a batch top-k past the finite count through the fast
+    // path (whose tokens are the one-launch kernel's, see `fast_path_agrees`); and the
+    // probabilities, 0 where masked.
+    let masked = |settings: RowSettings| (sparse.clone(), settings);
+    let finite = &logits[..5];
+    let sorted = sorted_probabilities(finite, &base);
+    let cool_sorted = sorted_probabilities(finite, &cool);
     let sequential = [
-        (
-            masked.clone(),
-            RowSettings {
-                temperature: 0.0,
-                ..base
-            },
-        ),
-        case("plain"),
-        case("temperature 0.6"),
-        case("top-k 12"),
-        (
-            masked.clone(),
-            RowSettings {
-                top_k: Some(80),
-                ..cool
-            },
-        ),
-        case("top-p"),
-        case("min-p"),
-        case("top-k then top-p"),
+        masked(RowSettings {
+            temperature: 0.0,
+            ..base
+        }),
+        masked(base),
+        masked(cool),
+        masked(RowSettings {
+            top_k: Some(2),
+            ..cool
+        }),
+        masked(RowSettings {
+            top_k: Some(12),
+            ..base
+        }),
+        masked(RowSettings {
+            top_p: safe_top_p(&sorted, 1, 1.0),
+            ..base
+        }),
+        masked(RowSettings {
+            min_p: safe_min_p(&sorted, 2),
+            ..base
+        }),
+        masked(RowSettings {
+            top_k: Some(3),
+            top_p: safe_top_p(&cool_sorted, 0, cool_sorted[..3].iter().sum()),
+            ..cool
+        }),
     ];
     let params = SamplingParams::new();
     chi_square_per_row::<B>(&sequential, params, rows, device, "masked");
     let joint = |top_p: f32, min_p: f32, settings: RowSettings| {
-        let settings = RowSettings {
-            top_k: Some(80),
+        masked(RowSettings {
+            top_k: Some(12),
             top_p,
             min_p,
             order: FilterOrder::Joint,
             ..settings
-        };
-        (masked.clone(), settings)
+        })
     };
     let joint = [
-        joint(safe_top_p(&cool_sorted, 8, 1.0), 0.0, cool),
+        joint(safe_top_p(&cool_sorted, 1, 1.0), 0.0, cool),
         joint(1.0, 0.0, base),
-        joint(safe_top_p(&sorted, 25, 1.0), safe_min_p(&sorted, 18), base),
+        joint(safe_top_p(&sorted, 2, 1.0), safe_min_p(&sorted, 1), base),
     ];
-    let params = SamplingParams::new()
-        .top_k(80)
-        .joint()
-        .top_k_strategy(Strategy::Heuristic);
-    chi_square_per_row::<B>(&joint, params, rows, device, "masked, joint, top-k 80");
-    let masked_probs = softmax_rows(&masked, vocab);
-    let mut probabilities: Vec<_> = probs_cases
-        .iter()
-        .map(|(_, settings)| (masked_probs.clone(), *settings))
-        .collect();
-    probabilities.push((
-        masked_probs,
+    let params = SamplingParams::new().top_k(12).joint();
+    chi_square_per_row::<B>(&joint, params, rows, device, "masked, joint, top-k 12");
+    let masked_probs = softmax_rows(&sparse, 50);
+    let sorted = sorted_probabilities(&masked_probs, &from_probs);
+    let probabilities = [
         RowSettings {
-            top_k: Some(80),
+            top_k: Some(2),
             ..from_probs
         },
-    ));
+        RowSettings {
+            top_k: Some(12),
+            ..from_probs
+        },
+        RowSettings {
+            top_p: safe_top_p(&sorted, 1, 1.0),
+            ..from_probs
+        },
+        RowSettings {
+            min_p: safe_min_p(&sorted, 2),
+            ..from_probs
+        },
+    ]
+    .map(|settings| (masked_probs.clone(), settings));
     let params = SamplingParams::new().from_probabilities();
     chi_square_per_row::<B>(&probabilities, params, rows, device, "masked probabilities");
 
@@ -1340,7 +1349,8 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
 
     // Masked rows (constrained decoding): 90 % of each row −inf and the last row with one finite
     // logit, with top-k below and past the finite count (30 of 300, 500 of 5000), in shapes
-    // tuned above. Every row is valid (but per-row parameters out of range) and no token masked.
+    // tuned above. Every row is valid (but those with an out-of-range per-row top-p), and no
+    // token is masked.
     let mut masked_rng = self::rng(14);
     for (rows, vocab, ks) in [
         (6usize, 300usize, &[2usize, 50, 299][..]),
@@ -1479,7 +1489,7 @@ fn sampling_plain_and_autodiff() {
     let device = gpu_device();
     invalid_rows::<Plain>(&device);
     errors::<Plain>(&device);
-    filters_masked::<Plain>(&device);
+    filters_masked::<Plain>(&device, &[300]);
     invalid_rows::<Autodiff<Fused>>(&device);
     let mut rng = rng(5);
     let values = distinct_logits(&mut rng, 4 * 100, 3.0);
