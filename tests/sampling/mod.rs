@@ -87,6 +87,61 @@ fn tied_logits(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(0..4) as f32).collect()
 }
 
+/// Rows as constrained decoding leaves them: −inf but at `finite.len()` random places, which hold
+/// `finite` in every row. Only the places differ, so the rows share one sorted distribution and
+/// a top-p or min-p away from its boundaries in one is away from them in all.
+fn masked_rows(rng: &mut StdRng, rows: usize, vocab: usize, finite: &[f32]) -> Vec<f32> {
+    let mut values = vec![f32::NEG_INFINITY; rows * vocab];
+    for row in values.chunks_mut(vocab) {
+        let places = rand::seq::index::sample(rng, vocab, finite.len());
+        for (at, &value) in places.iter().zip(finite) {
+            row[at] = value;
+        }
+    }
+    values
+}
+
+/// A row of −inf but one finite logit, away from index 0 (the token of an all −inf row).
+fn one_finite(vocab: usize) -> Vec<f32> {
+    let mut row = vec![f32::NEG_INFINITY; vocab];
+    row[vocab * 2 / 3] = 1.5;
+    row
+}
+
+/// Each row's softmax: exactly 0 where the logit is −inf.
+fn softmax_rows(values: &[f32], vocab: usize) -> Vec<f32> {
+    values
+        .chunks(vocab)
+        .flat_map(|row| {
+            let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let weights: Vec<f64> = row.iter().map(|&v| f64::from(v - top).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            weights.into_iter().map(move |w| (w / total) as f32)
+        })
+        .collect()
+}
+
+/// The validity flags are `valid`, and no row's token is masked (its value not above `masked`:
+/// −inf for logits, 0 for probabilities). Invalid rows give their argmax, which is not masked
+/// either.
+fn assert_unmasked(
+    values: &[f32],
+    (tokens, flags): &(Vec<i64>, Vec<i64>),
+    valid: &[i64],
+    masked: f32,
+    what: &str,
+) {
+    assert_eq!(flags, valid, "{what}: validity");
+    let vocab = values.len() / tokens.len();
+    for (row, &token) in tokens.iter().enumerate() {
+        let value = values[row * vocab + token as usize];
+        assert!(
+            value > masked,
+            "{what}: row {row} drew token {token}, which is masked ({value})"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exact cases
 
@@ -188,12 +243,20 @@ fn check_filter<B: SamplingBackend>(
 ) {
     let got = matrix::<B>(values, rows, device)
         .try_filter(params, output)
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap();
-    let vocab = values.len() / rows;
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    check_filtered(got, values, settings, output, what);
+}
+
+/// Filtered rows (`got`, from `values`) compared with the reference.
+fn check_filtered<B: SamplingBackend>(
+    got: Tensor<B, 2>,
+    values: &[f32],
+    settings: &RowSettings,
+    output: FilterOutput,
+    what: &str,
+) {
+    let [rows, vocab] = got.dims();
+    let got = got.into_data().convert::<f32>().to_vec::<f32>().unwrap();
     for row in 0..rows {
         let input = &values[row * vocab..(row + 1) * vocab];
         let Filtered {
@@ -398,6 +461,142 @@ fn filters<B: SamplingBackend>(device: &B::Device) {
             }
         }
     }
+    filters_masked::<B>(device, &[300, 5000]);
+}
+
+/// The filters on masked rows (constrained decoding): 90 % of each row −inf (or, as
+/// probabilities, 0), and a last row with one finite logit, against the reference. Top-k runs
+/// below, at and past the finite count; a filter that took a masked row for an invalid one would
+/// give it back unchanged.
+fn filters_masked<B: SamplingBackend>(device: &B::Device, vocabs: &[usize]) {
+    let mut rng = rng(13);
+    for &vocab in vocabs {
+        let rows = 4;
+        let finite = distinct_logits(&mut rng, vocab / 10, 4.0);
+        let n = finite.len();
+        let mut logits = masked_rows(&mut rng, rows - 1, vocab, &finite);
+        logits.extend(one_finite(vocab));
+        let what = |op: String| format!("masked, vocab {vocab}: {op}");
+        let default = RowSettings::default();
+
+        // The named ops.
+        for k in [1, n / 2, n, n + 7, vocab] {
+            check_filtered(
+                matrix::<B>(&logits, rows, device).top_k_mask_logits(k),
+                &logits,
+                &RowSettings {
+                    top_k: Some(k),
+                    ..default
+                },
+                FilterOutput::MaskedLogits,
+                &what(format!("top-k mask {k}")),
+            );
+        }
+        // Probabilities 0 where masked, one of them −0.0 (not a negative value).
+        let mut probs = softmax_rows(&logits, vocab);
+        let zero = probs.iter().position(|&p| p == 0.0).unwrap();
+        probs[zero] = -0.0;
+        let from_probs = RowSettings {
+            source: Source::Probabilities,
+            ..default
+        };
+        for k in [1, n / 2, n + 7] {
+            check_filtered(
+                matrix::<B>(&probs, rows, device).top_k_renorm_probs(k),
+                &probs,
+                &RowSettings {
+                    top_k: Some(k),
+                    ..from_probs
+                },
+                FilterOutput::Probabilities,
+                &what(format!("top-k renorm {k}")),
+            );
+        }
+        let sorted = sorted_probabilities(&finite, &default);
+        for at in [0, n / 4, n / 2] {
+            let p = safe_top_p(&sorted, at, 1.0);
+            check_filtered(
+                matrix::<B>(&probs, rows, device).top_p_renorm_probs(p),
+                &probs,
+                &RowSettings {
+                    top_p: p,
+                    ..from_probs
+                },
+                FilterOutput::Probabilities,
+                &what(format!("top-p renorm {p}")),
+            );
+        }
+
+        // Every mode from logits, both outputs.
+        let base = RowSettings {
+            temperature: 0.8,
+            ..default
+        };
+        let sorted = sorted_probabilities(&finite, &base);
+        let half: f64 = sorted[..n / 2].iter().sum();
+        let cases = [
+            (
+                "greedy",
+                RowSettings {
+                    temperature: 0.0,
+                    ..base
+                },
+            ),
+            ("temperature", base),
+            (
+                "top-p",
+                RowSettings {
+                    top_p: safe_top_p(&sorted, n / 3, 1.0),
+                    ..base
+                },
+            ),
+            (
+                "min-p",
+                RowSettings {
+                    min_p: safe_min_p(&sorted, n / 4),
+                    ..base
+                },
+            ),
+            (
+                "top-k top-p",
+                RowSettings {
+                    top_k: Some(n / 2),
+                    top_p: safe_top_p(&sorted, n / 4, half),
+                    ..base
+                },
+            ),
+            (
+                "top-k past the finite, top-p",
+                RowSettings {
+                    top_k: Some(n + 7),
+                    top_p: safe_top_p(&sorted, n / 3, 1.0),
+                    ..base
+                },
+            ),
+            (
+                "joint",
+                RowSettings {
+                    top_k: Some(n + 7),
+                    top_p: safe_top_p(&sorted, n / 5, 1.0),
+                    order: FilterOrder::Joint,
+                    ..base
+                },
+            ),
+        ];
+        for (name, settings) in cases {
+            for output in [FilterOutput::MaskedLogits, FilterOutput::Probabilities] {
+                check_filter::<B>(
+                    &logits,
+                    rows,
+                    &params_of::<B>(&settings),
+                    &settings,
+                    output,
+                    device,
+                    &what(format!("{name} {output:?}")),
+                );
+            }
+        }
+    }
 }
 
 fn params_of<B: SamplingBackend>(s: &RowSettings) -> SamplingParams<B> {
@@ -424,7 +623,7 @@ fn chi_square_critical(df: usize, z: f64) -> f64 {
 }
 
 /// Draws `rows` tokens from the same row and tests them against the reference distribution:
-/// no draw outside the survivors, and a chi-square below the 5-sigma quantile.
+/// every row valid, no draw outside the survivors, and a chi-square below the 5-sigma quantile.
 fn chi_square<B: SamplingBackend>(
     row: &[f32],
     settings: &RowSettings,
@@ -433,23 +632,76 @@ fn chi_square<B: SamplingBackend>(
     device: &B::Device,
     what: &str,
 ) {
-    let vocab = row.len();
     let want = reference::filter_row(&as_f64(row), settings).expect("a valid row");
     let seeds = ints::<B>((0..rows as i64).map(|s| s * 7919 + 11).collect(), device);
-    let tokens = to_vec_i64(
-        matrix::<B>(&repeat(row, rows), rows, device).sample(&params.seed_per_row(seeds)),
+    let (tokens, valid) = tokens_and_validity::<B>(
+        &repeat(row, rows),
+        rows,
+        &params.seed_per_row(seeds),
+        device,
     );
-    let mut counts = vec![0usize; vocab];
-    for &t in &tokens {
+    assert!(valid.iter().all(|&v| v == 1), "{what}: every row valid");
+    chi_square_test(&tokens, &want, what);
+}
+
+/// Draws from a batch whose rows cycle through `groups` (row r is in group r mod the groups),
+/// each group with its own row and its own temperature, top-p, min-p and (unless `params` has a
+/// batch top-k, which the groups must share) top-k, given per row; tests each group's draws
+/// against its own distribution as [`chi_square`] does. `params` holds what is batch-wide: the
+/// order, the source, a batch top-k and its strategy.
+fn chi_square_per_row<B: SamplingBackend>(
+    groups: &[(Vec<f32>, RowSettings)],
+    params: SamplingParams<B>,
+    rows: usize,
+    device: &B::Device,
+    what: &str,
+) {
+    let scalars = params.scalars();
+    let g = groups.len();
+    for (_, s) in groups {
+        assert_eq!((s.order, s.source), (scalars.order, scalars.source));
+        assert!(scalars.top_k.is_none() || s.top_k == scalars.top_k);
+    }
+    let of_row = |f: &dyn Fn(&RowSettings) -> f32| -> Tensor<B, 1> {
+        floats::<B>((0..rows).map(|r| f(&groups[r % g].1)).collect(), device)
+    };
+    let seeds = (0..rows as i64).map(|s| s * 7919 + 11).collect();
+    let mut params = params
+        .seed_per_row(ints::<B>(seeds, device))
+        .top_p_per_row(of_row(&|s| s.top_p))
+        .min_p_per_row(of_row(&|s| s.min_p));
+    if scalars.source == Source::Logits {
+        params = params.temperature_per_row(of_row(&|s| s.temperature));
+    }
+    if scalars.top_k.is_none() {
+        // k = 0: no top-k for that row.
+        let ks = (0..rows).map(|r| groups[r % g].1.top_k.unwrap_or(0) as i64);
+        params = params.top_k_per_row(ints::<B>(ks.collect(), device));
+    }
+    let values: Vec<f32> = (0..rows).flat_map(|r| groups[r % g].0.clone()).collect();
+    let (tokens, valid) = tokens_and_validity::<B>(&values, rows, &params, device);
+    assert!(valid.iter().all(|&v| v == 1), "{what}: every row valid");
+    for (group, (row, settings)) in groups.iter().enumerate() {
+        let want = reference::filter_row(&as_f64(row), settings).expect("a valid row");
+        let drawn: Vec<i64> = tokens.iter().skip(group).step_by(g).copied().collect();
+        chi_square_test(&drawn, &want, &format!("{what}, group {group}"));
+    }
+}
+
+/// No token outside the survivors of `want`, and the tokens' chi-square against its
+/// distribution below the 5-sigma quantile.
+fn chi_square_test(tokens: &[i64], want: &Filtered, what: &str) {
+    let mut counts = vec![0usize; want.keep.len()];
+    for &t in tokens {
         let t = t as usize;
         assert!(
             want.keep[t] && want.probabilities[t] > 0.0,
-            "{what}: drew token {t}, which was filtered out"
+            "{what}: drew token {t}, which was filtered out (or has probability 0)"
         );
         counts[t] += 1;
     }
     // Pool the bins with expectation below 5.
-    let n = rows as f64;
+    let n = tokens.len() as f64;
     let (mut statistic, mut bins) = (0.0, 0usize);
     let (mut pooled_count, mut pooled_expected) = (0.0, 0.0);
     for (&count, &probability) in counts.iter().zip(&want.probabilities) {
@@ -543,17 +795,17 @@ fn statistics<B: SamplingBackend>(device: &B::Device, rows: usize) {
             },
         ),
     ];
-    for (name, settings) in cases {
+    for (name, settings) in &cases {
         chi_square::<B>(
             &logits,
-            &settings,
-            params_of::<B>(&settings),
+            settings,
+            params_of::<B>(settings),
             rows,
             device,
             name,
         );
     }
-    // From probabilities, with top-k.
+    // From probabilities: top-k, top-p, min-p.
     let probs: Vec<f32> = {
         let total: f64 = logits.iter().map(|&v| f64::from(v).exp()).sum();
         logits
@@ -561,19 +813,170 @@ fn statistics<B: SamplingBackend>(device: &B::Device, rows: usize) {
             .map(|&v| (f64::from(v).exp() / total) as f32)
             .collect()
     };
-    let settings = RowSettings {
-        top_k: Some(20),
+    let from_probs = RowSettings {
         source: Source::Probabilities,
         ..base
     };
-    chi_square::<B>(
-        &probs,
-        &settings,
-        params_of::<B>(&settings),
-        rows,
-        device,
-        "probabilities top-k 20",
-    );
+    let probs_sorted = sorted_probabilities(&probs, &from_probs);
+    let probs_cases = [
+        (
+            "top-k 20",
+            RowSettings {
+                top_k: Some(20),
+                ..from_probs
+            },
+        ),
+        (
+            "top-p",
+            RowSettings {
+                top_p: safe_top_p(&probs_sorted, 12, 1.0),
+                ..from_probs
+            },
+        ),
+        (
+            "min-p",
+            RowSettings {
+                min_p: safe_min_p(&probs_sorted, 15),
+                ..from_probs
+            },
+        ),
+    ];
+    for (name, settings) in &probs_cases {
+        chi_square::<B>(
+            &probs,
+            settings,
+            params_of::<B>(settings),
+            rows,
+            device,
+            &format!("probabilities {name}"),
+        );
+    }
+
+    // Per-row parameters: four groups in one batch, each with its own row (one of them 90 %
+    // −inf, `sparse`), temperature, top-k, top-p and min-p.
+    let other = distinct_logits(&mut rng, 50, 2.0);
+    let third = distinct_logits(&mut rng, 50, 4.0);
+    let sparse = masked_rows(&mut rng, 1, 50, &logits[..5]);
+    let hot = RowSettings {
+        temperature: 1.5,
+        ..base
+    };
+    let warm = RowSettings {
+        temperature: 0.8,
+        ..base
+    };
+    let other_sorted = sorted_probabilities(&other, &cool);
+    let sparse_sorted = sorted_probabilities(&logits[..5], &hot);
+    let third_sorted = sorted_probabilities(&third, &warm);
+    let groups = [
+        (logits.clone(), base),
+        (
+            other,
+            RowSettings {
+                top_k: Some(12),
+                top_p: safe_top_p(&other_sorted, 6, other_sorted[..12].iter().sum()),
+                ..cool
+            },
+        ),
+        (
+            sparse.clone(),
+            RowSettings {
+                top_p: safe_top_p(&sparse_sorted, 2, 1.0),
+                ..hot
+            },
+        ),
+        (
+            third,
+            RowSettings {
+                top_k: Some(30),
+                min_p: safe_min_p(&third_sorted, 10),
+                ..warm
+            },
+        ),
+    ];
+    chi_square_per_row::<B>(&groups, SamplingParams::new(), rows, device, "per-row");
+
+    // Masked rows (constrained decoding): the per-row batch's row of 5 finite logits among 45
+    // −inf, through every mode, as groups of per-row parameters to keep lavapipe's time down:
+    // the sequential modes (greedy, and top-k below and past the finite count) through the
+    // one-launch kernel; joint top-p with a batch top-k past the finite count through the fast
+    // path (whose tokens are the one-launch kernel's, see `fast_path_agrees`); and the
+    // probabilities, 0 where masked.
+    let masked = |settings: RowSettings| (sparse.clone(), settings);
+    let finite = &logits[..5];
+    let sorted = sorted_probabilities(finite, &base);
+    let cool_sorted = sorted_probabilities(finite, &cool);
+    let sequential = [
+        masked(RowSettings {
+            temperature: 0.0,
+            ..base
+        }),
+        masked(base),
+        masked(cool),
+        masked(RowSettings {
+            top_k: Some(2),
+            ..cool
+        }),
+        masked(RowSettings {
+            top_k: Some(12),
+            ..base
+        }),
+        masked(RowSettings {
+            top_p: safe_top_p(&sorted, 1, 1.0),
+            ..base
+        }),
+        masked(RowSettings {
+            min_p: safe_min_p(&sorted, 2),
+            ..base
+        }),
+        masked(RowSettings {
+            top_k: Some(3),
+            top_p: safe_top_p(&cool_sorted, 0, cool_sorted[..3].iter().sum()),
+            ..cool
+        }),
+    ];
+    let params = SamplingParams::new();
+    chi_square_per_row::<B>(&sequential, params, rows, device, "masked");
+    let joint = |top_p: f32, min_p: f32, settings: RowSettings| {
+        masked(RowSettings {
+            top_k: Some(12),
+            top_p,
+            min_p,
+            order: FilterOrder::Joint,
+            ..settings
+        })
+    };
+    let joint = [
+        joint(safe_top_p(&cool_sorted, 1, 1.0), 0.0, cool),
+        joint(1.0, 0.0, base),
+        joint(safe_top_p(&sorted, 2, 1.0), safe_min_p(&sorted, 1), base),
+    ];
+    let params = SamplingParams::new().top_k(12).joint();
+    chi_square_per_row::<B>(&joint, params, rows, device, "masked, joint, top-k 12");
+    let masked_probs = softmax_rows(&sparse, 50);
+    let sorted = sorted_probabilities(&masked_probs, &from_probs);
+    let probabilities = [
+        RowSettings {
+            top_k: Some(2),
+            ..from_probs
+        },
+        RowSettings {
+            top_k: Some(12),
+            ..from_probs
+        },
+        RowSettings {
+            top_p: safe_top_p(&sorted, 1, 1.0),
+            ..from_probs
+        },
+        RowSettings {
+            min_p: safe_min_p(&sorted, 2),
+            ..from_probs
+        },
+    ]
+    .map(|settings| (masked_probs.clone(), settings));
+    let params = SamplingParams::new().from_probabilities();
+    chi_square_per_row::<B>(&probabilities, params, rows, device, "masked probabilities");
+
     // Ties at the top-k cut: the first ties by index survive.
     let tied: Vec<f32> = (0..40).map(|i| (i % 5) as f32 * 0.5).collect();
     let settings = RowSettings {
@@ -802,13 +1205,61 @@ fn tokens_and_validity<B: SamplingBackend>(
     (to_vec_i64(tokens), to_vec_i64(valid.int()))
 }
 
-/// A batch top-k of at most 4096 (and greedy) takes the fast path; the same k given per row takes
-/// the one-launch kernel. Both use the same fixed-point weights, cut the same prefixes and walk
-/// the survivors in the same order, so they give the same token for every row and seed, whichever
-/// top-k strategy the fast path runs: the streaming kernel with the sampling fused into its launch
-/// where it fits, or radix select followed by the candidate kernel.
-fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
-    let mut rng = rng(7);
+/// The per-row top-p of [`path_modes`]' "per-row" mode, by row mod 4: 1.5 makes a row invalid.
+const PER_ROW_TOP_P: [f32; 4] = [0.9, 1.0, 0.5, 1.5];
+
+/// The modes `fast_path_agrees` runs with each top-k: temperatures, top-p (sequential and joint),
+/// min-p, and per-row seeds and parameters (some rows greedy, one in four invalid).
+fn path_modes<B: SamplingBackend>(
+    rows: usize,
+    device: &B::Device,
+) -> Vec<(&'static str, SamplingParams<B>)> {
+    let seeds: Vec<i64> = (0..rows as i64).map(|r| 7 * r + 1).collect();
+    vec![
+        ("top-k", SamplingParams::new().seed(11)),
+        (
+            "top-k, T 0.5",
+            SamplingParams::new().temperature(0.5).seed(12),
+        ),
+        ("top-k + top-p", SamplingParams::new().top_p(0.7).seed(13)),
+        (
+            "joint",
+            SamplingParams::new().top_p(0.3).joint().temperature(2.0),
+        ),
+        ("min-p", SamplingParams::new().min_p(0.2).offset(3)),
+        (
+            "per-row",
+            SamplingParams::new()
+                .seed_per_row(ints::<B>(seeds, device))
+                .temperature_per_row(floats::<B>(
+                    (0..rows).map(|r| [1.0, 0.0, 0.7][r % 3]).collect(),
+                    device,
+                ))
+                .top_p_per_row(floats::<B>(
+                    (0..rows).map(|r| PER_ROW_TOP_P[r % 4]).collect(),
+                    device,
+                ))
+                .min_p_per_row(floats::<B>(
+                    (0..rows).map(|r| [0.0, 0.05][r % 2]).collect(),
+                    device,
+                ))
+                .joint(),
+        ),
+    ]
+}
+
+/// Tokens and validity of `params` with a batch top-k of `k` on every path, which must agree:
+/// the default fast path, the same k per row (the one-launch kernel), the streaming top-k with the
+/// sampling in the same launch (256-unit cubes fit even lavapipe's 32 KiB of shared memory), and
+/// radix select followed by the candidate kernel.
+fn all_paths<B: SamplingBackend>(
+    values: &[f32],
+    rows: usize,
+    params: &SamplingParams<B>,
+    k: usize,
+    device: &B::Device,
+    what: &str,
+) -> (Vec<i64>, Vec<i64>) {
     let plane = gpu::Rt::client(&gpu_device())
         .properties()
         .hardware
@@ -817,7 +1268,48 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
         planes_per_cube: Some(256 / plane),
         vectors_per_unit: None,
     });
-    let radix = Strategy::RadixSelect;
+    let fast = tokens_and_validity::<B>(values, rows, &params.clone().top_k(k), device);
+    let ks = ints::<B>(vec![k as i64; rows], device);
+    let one_launch =
+        tokens_and_validity::<B>(values, rows, &params.clone().top_k_per_row(ks), device);
+    assert_eq!(fast, one_launch, "{what}");
+    for (path, strategy) in [("fused", fused), ("radix", Strategy::RadixSelect)] {
+        let params = params.clone().top_k(k).top_k_strategy(strategy);
+        let tokens = tokens_and_validity::<B>(values, rows, &params, device);
+        assert_eq!(tokens, one_launch, "{what} ({path})");
+    }
+    one_launch
+}
+
+/// Greedy (the greedy kernel) against top-k 1 (the fast path with one candidate) and against
+/// per-row zero temperatures (the one-launch kernel's first pass).
+fn greedy_paths<B: SamplingBackend>(
+    values: &[f32],
+    rows: usize,
+    device: &B::Device,
+    what: &str,
+) -> (Vec<i64>, Vec<i64>) {
+    let greedy = tokens_and_validity::<B>(values, rows, &SamplingParams::greedy(), device);
+    let top_1 = tokens_and_validity::<B>(values, rows, &SamplingParams::new().top_k(1), device);
+    assert_eq!(greedy, top_1, "greedy and top-k 1, {what}");
+    let zeros = floats::<B>(vec![0.0; rows], device);
+    let one_launch = tokens_and_validity::<B>(
+        values,
+        rows,
+        &SamplingParams::new().temperature_per_row(zeros),
+        device,
+    );
+    assert_eq!(greedy, one_launch, "greedy, {what}");
+    greedy
+}
+
+/// A batch top-k of at most 4096 (and greedy) takes the fast path; the same k given per row takes
+/// the one-launch kernel. Both use the same fixed-point weights, cut the same prefixes and walk
+/// the survivors in the same order, so they give the same token for every row and seed, whichever
+/// top-k strategy the fast path runs: the streaming kernel with the sampling fused into its launch
+/// where it fits, or radix select followed by the candidate kernel.
+fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
+    let mut rng = rng(7);
     let cases: &[(usize, usize, &[usize])] = &[
         (5, 1, &[1, 3]),
         (4, 7, &[1, 2, 7, 9]),
@@ -837,82 +1329,57 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
                 values[2 * vocab..3 * vocab].fill(f32::NEG_INFINITY);
                 values[3 * vocab + vocab - 1] = f32::INFINITY;
             }
-            let seeds: Vec<i64> = (0..rows as i64).map(|r| 7 * r + 1).collect();
             for &k in ks {
-                let modes: Vec<(&str, SamplingParams<B>)> = vec![
-                    ("top-k", SamplingParams::new().seed(11)),
-                    (
-                        "top-k, T 0.5",
-                        SamplingParams::new().temperature(0.5).seed(12),
-                    ),
-                    ("top-k + top-p", SamplingParams::new().top_p(0.7).seed(13)),
-                    (
-                        "joint",
-                        SamplingParams::new().top_p(0.3).joint().temperature(2.0),
-                    ),
-                    ("min-p", SamplingParams::new().min_p(0.2).offset(3)),
-                    (
-                        "per-row",
-                        SamplingParams::new()
-                            .seed_per_row(ints::<B>(seeds.clone(), device))
-                            .temperature_per_row(floats::<B>(
-                                (0..rows).map(|r| [1.0, 0.0, 0.7][r % 3]).collect(),
-                                device,
-                            ))
-                            .top_p_per_row(floats::<B>(
-                                (0..rows).map(|r| [0.9, 1.0, 0.5, 1.5][r % 4]).collect(),
-                                device,
-                            ))
-                            .min_p_per_row(floats::<B>(
-                                (0..rows).map(|r| [0.0, 0.05][r % 2]).collect(),
-                                device,
-                            ))
-                            .joint(),
-                    ),
-                ];
-                for (mode, params) in modes {
-                    let fast =
-                        tokens_and_validity::<B>(&values, rows, &params.clone().top_k(k), device);
-                    let ks = ints::<B>(vec![k as i64; rows], device);
-                    let one_launch = tokens_and_validity::<B>(
+                for (mode, params) in path_modes::<B>(rows, device) {
+                    all_paths(
                         &values,
                         rows,
-                        &params.clone().top_k_per_row(ks),
+                        &params,
+                        k,
                         device,
+                        &format!("{mode}, {name}, vocab {vocab}, k {k}"),
                     );
-                    assert_eq!(fast, one_launch, "{mode}, {name}, vocab {vocab}, k {k}");
-                    // The streaming top-k with the sampling in the same launch (256-unit cubes
-                    // fit even lavapipe's 32 KiB of shared memory), and radix select followed by
-                    // the candidate kernel.
-                    for (path, strategy) in [("fused", fused), ("radix", radix)] {
-                        let params = params.clone().top_k(k).top_k_strategy(strategy);
-                        let tokens = tokens_and_validity::<B>(&values, rows, &params, device);
-                        assert_eq!(
-                            tokens, one_launch,
-                            "{mode} ({path}), {name}, vocab {vocab}, k {k}"
-                        );
-                    }
                 }
             }
-            // Greedy (the greedy kernel) against top-k 1 (the fast path with one candidate) and
-            // against per-row zero temperatures (the one-launch kernel's first pass).
-            let greedy = tokens_and_validity::<B>(&values, rows, &SamplingParams::greedy(), device);
-            let top_1 =
-                tokens_and_validity::<B>(&values, rows, &SamplingParams::new().top_k(1), device);
-            assert_eq!(greedy, top_1, "greedy and top-k 1, {name}, vocab {vocab}");
-            let zeros = floats::<B>(vec![0.0; rows], device);
-            let one_launch = tokens_and_validity::<B>(
-                &values,
-                rows,
-                &SamplingParams::new().temperature_per_row(zeros),
-                device,
-            );
-            assert_eq!(greedy, one_launch, "greedy, {name}, vocab {vocab}");
+            let greedy = greedy_paths::<B>(&values, rows, device, &format!("{name}, {vocab}"));
             if rows >= 4 {
                 assert_eq!(&greedy.1[1..4], &[0, 0, 0], "invalid rows, {name}");
             }
         }
     }
+
+    // Masked rows (constrained decoding): 90 % of each row −inf and the last row with one finite
+    // logit, with top-k below and past the finite count (30 of 300, 500 of 5000), in shapes
+    // tuned above. Every row is valid (but those with an out-of-range per-row top-p), and no
+    // token is masked.
+    let mut masked_rng = self::rng(14);
+    for (rows, vocab, ks) in [
+        (6usize, 300usize, &[2usize, 50, 299][..]),
+        (2, 5000, &[50, 4096]),
+    ] {
+        let finite = distinct_logits(&mut masked_rng, vocab / 10, 4.0);
+        let mut values = masked_rows(&mut masked_rng, rows - 1, vocab, &finite);
+        values.extend(one_finite(vocab));
+        for &k in ks {
+            for (mode, params) in path_modes::<B>(rows, device) {
+                let what = format!("masked, {mode}, vocab {vocab}, k {k}");
+                let got = all_paths(&values, rows, &params, k, device, &what);
+                let valid: Vec<i64> = (0..rows)
+                    .map(|r| i64::from(mode != "per-row" || PER_ROW_TOP_P[r % 4] <= 1.0))
+                    .collect();
+                assert_unmasked(&values, &got, &valid, f32::NEG_INFINITY, &what);
+            }
+        }
+        let what = format!("masked, vocab {vocab}");
+        let greedy = greedy_paths::<B>(&values, rows, device, &what);
+        assert_unmasked(&values, &greedy, &vec![1; rows], f32::NEG_INFINITY, &what);
+        let argmax: Vec<i64> = values
+            .chunks(vocab)
+            .map(|row| reference::argmax(&as_f64(row)) as i64)
+            .collect();
+        assert_eq!(greedy.0, argmax, "{what}: greedy");
+    }
+
     // A transposed input (rows with stride 1 across the batch): scalar loads in the row pass.
     let (rows, vocab) = (3usize, 2001usize);
     let values = distinct_logits(&mut rng, rows * vocab, 3.0);
@@ -956,6 +1423,35 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
             assert_eq!(fast.1, vec![1, 0, 1], "probabilities, k {k}");
         }
     }
+    // Probabilities of masked rows: 0 where masked (one of them −0.0, which is not negative),
+    // the last row with one positive entry; top-k below, past and at the row length.
+    let finite = distinct_logits(&mut masked_rng, 100, 3.0);
+    let mut logits = masked_rows(&mut masked_rng, rows - 1, vocab, &finite);
+    logits.extend(one_finite(vocab));
+    let mut probs = softmax_rows(&logits, vocab);
+    let zero = probs.iter().position(|&p| p == 0.0).unwrap();
+    probs[zero] = -0.0;
+    for k in [1usize, 20, 1003] {
+        for params in [
+            SamplingParams::new().from_probabilities().seed(5),
+            SamplingParams::new()
+                .from_probabilities()
+                .top_p(0.5)
+                .joint(),
+            SamplingParams::new()
+                .from_probabilities()
+                .top_p(0.8)
+                .min_p(0.1),
+        ] {
+            let fast = tokens_and_validity::<B>(&probs, rows, &params.clone().top_k(k), device);
+            let ks = ints::<B>(vec![k as i64; rows], device);
+            let one_launch =
+                tokens_and_validity::<B>(&probs, rows, &params.top_k_per_row(ks), device);
+            let what = format!("masked probabilities, k {k}");
+            assert_eq!(fast, one_launch, "{what}");
+            assert_unmasked(&probs, &fast, &vec![1; rows], 0.0, &what);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -994,6 +1490,7 @@ fn sampling_plain_and_autodiff() {
     let device = gpu_device();
     invalid_rows::<Plain>(&device);
     errors::<Plain>(&device);
+    filters_masked::<Plain>(&device, &[300]);
     invalid_rows::<Autodiff<Fused>>(&device);
     let mut rng = rng(5);
     let values = distinct_logits(&mut rng, 4 * 100, 3.0);
