@@ -760,10 +760,10 @@ impl Candidates {
     /// k = 4096: the tiled radix select's last launch 59 µs sorting; the whole call 79.3 → 38.3
     /// µs by bucket). After a take the histogram's words hold the slices' ends, so nothing but
     /// [`Candidates::bucket_place`] may follow.
-    pub fn take_bucketed(
+    pub fn take_bucketed<E: List<u32>>(
         &mut self,
-        entry_keys: &Tensor<u32>,
-        entry_indices: &Tensor<u32>,
+        entry_keys: &E,
+        entry_indices: &E,
         first: usize,
         count: usize,
         k: u32,
@@ -785,7 +785,7 @@ impl Candidates {
             let mut indices = Array::<u32>::new(LIST_BATCH);
             let mut j = unit;
             while j < count {
-                load_list_batch(
+                load_list_batch::<E>(
                     entry_keys,
                     entry_indices,
                     first,
@@ -809,7 +809,7 @@ impl Candidates {
             let shift = slice_shift(select(hi >= lo, hi - lo, 0u32), BUCKET_BITS);
             j = unit;
             while j < count {
-                load_list_batch(
+                load_list_batch::<E>(
                     entry_keys,
                     entry_indices,
                     first,
@@ -868,7 +868,7 @@ impl Candidates {
             if kept as usize <= self.capacity && work as usize <= units * BUCKET_RANK_WORK {
                 j = unit;
                 while j < count {
-                    load_list_batch(
+                    load_list_batch::<E>(
                         entry_keys,
                         entry_indices,
                         first,
@@ -942,9 +942,9 @@ const LIST_BATCH: usize = 4;
 /// and `indices`; those at or past `count` get [`PADDING_INDEX`] (and no key).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_list_batch(
-    entry_keys: &Tensor<u32>,
-    entry_indices: &Tensor<u32>,
+fn load_list_batch<E: List<u32>>(
+    entry_keys: &E,
+    entry_indices: &E,
     first: usize,
     j: usize,
     count: usize,
@@ -957,8 +957,8 @@ fn load_list_batch(
         let entry = j + t * units;
         indices[t] = PADDING_INDEX;
         if entry < count {
-            indices[t] = entry_indices[first + entry];
-            keys[t] = entry_keys[first + entry];
+            indices[t] = entry_indices.read(first + entry);
+            keys[t] = entry_keys.read(first + entry);
         }
     }
 }
@@ -1096,10 +1096,10 @@ pub fn order_top_k(candidates: &mut Candidates) -> (usize, bool) {
 #[cube]
 // A comptime condition does not merge with a run-time one.
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
-pub fn offer_entries(
+pub fn offer_entries<E: List<u32>>(
     candidates: &mut Candidates,
-    entry_keys: &Tensor<u32>,
-    entry_indices: &Tensor<u32>,
+    entry_keys: &E,
+    entry_indices: &E,
     first: usize,
     count: usize,
     k: u32,
@@ -1118,8 +1118,8 @@ pub fn offer_entries(
         for e in 0..entries_per_unit {
             let j = batch_start + e * units + unit;
             if j < count {
-                keys[e] = entry_keys[first + j];
-                indices[e] = entry_indices[first + j];
+                keys[e] = entry_keys.read(first + j);
+                indices[e] = entry_indices.read(first + j);
                 // A short tile's padding is no entry (and equal paddings would break the total
                 // order that compactions rely on).
                 if indices[e] != PADDING_INDEX {
@@ -1160,10 +1160,10 @@ pub fn place_of(candidates: &Candidates, j: usize, by_rank: bool) -> usize {
 /// from its key, which gives the value back exactly except a NaN's payload and a zero's sign
 /// (the key canonicalises them); only those are read again from the input.
 #[cube]
-pub fn entry_value<F: Float, N: Size>(
+pub fn entry_value<F: Float, N: Size, L: List<Vector<F, N>>>(
     key: u32,
     index: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
     #[comptime] largest: bool,
@@ -1177,7 +1177,7 @@ pub fn entry_value<F: Float, N: Size>(
     let mut result = F::cast_from(value);
     if !not_nan || key == zero_key {
         let position = base + index as usize * stride;
-        result = input[position / width][position % width];
+        result = input.read(position / width)[position % width];
     }
     result
 }
@@ -1186,21 +1186,28 @@ pub fn entry_value<F: Float, N: Size>(
 /// and writes the best k first into the contiguous outputs (consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_top_k<F: Float, I: Int, N: Size>(
+pub fn write_top_k<
+    F: Float,
+    I: Int,
+    N: Size,
+    L: List<Vector<F, N>>,
+    V: ListMut<F>,
+    X: ListMut<I>,
+>(
     candidates: &mut Candidates,
     k: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
 ) {
     let (len, by_rank) = order_top_k(candidates);
-    write_placed::<F, I, N>(
+    write_placed::<F, I, N, L, V, X>(
         candidates, len, by_rank, false, 0u32, 0u32, k, input, base, stride, values, indices, row,
         inner, largest, units,
     );
@@ -1211,7 +1218,7 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
 /// the slicing `lo`, `shift`; else the one [`order_top_k()`] gave ([`place_of()`], `by_rank`).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn write_placed<F: Float, I: Int, N: Size>(
+fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>, X: ListMut<I>>(
     candidates: &Candidates,
     len: usize,
     by_rank: bool,
@@ -1219,11 +1226,11 @@ fn write_placed<F: Float, I: Int, N: Size>(
     lo: u32,
     shift: u32,
     k: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
@@ -1238,7 +1245,7 @@ fn write_placed<F: Float, I: Int, N: Size>(
             place_of(candidates, j, by_rank)
         };
         if place < k_len {
-            write_result::<F, I, N>(
+            write_result::<F, I, N, L, V, X>(
                 candidates.key(j),
                 candidates.index(j),
                 place,
@@ -1261,23 +1268,33 @@ fn write_placed<F: Float, I: Int, N: Size>(
 /// contiguous outputs (`k` results per row, consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_result<F: Float, I: Int, N: Size>(
+pub fn write_result<
+    F: Float,
+    I: Int,
+    N: Size,
+    L: List<Vector<F, N>>,
+    V: ListMut<F>,
+    X: ListMut<I>,
+>(
     key: u32,
     index: u32,
     place: usize,
     k: usize,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
 ) {
     let at = (row / inner) * k * inner + row % inner + place * inner;
-    values[at] = entry_value::<F, N>(key, index, input, base, stride, largest);
-    indices[at] = I::cast_from(index);
+    values.write(
+        at,
+        entry_value::<F, N, L>(key, index, input, base, stride, largest),
+    );
+    indices.write(at, I::cast_from(index));
 }
 
 /// A list's top-k, written sorted: the best k of its `count` entries from `first` taken by
@@ -1286,18 +1303,26 @@ pub fn write_result<F: Float, I: Int, N: Size>(
 /// few buckets, offered to the buffer ([`offer_entries()`]) and sorted ([`write_top_k()`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
+pub fn write_top_k_of_entries<
+    F: Float,
+    I: Int,
+    N: Size,
+    E: List<u32>,
+    L: List<Vector<F, N>>,
+    V: ListMut<F>,
+    X: ListMut<I>,
+>(
     candidates: &mut Candidates,
-    entry_keys: &Tensor<u32>,
-    entry_indices: &Tensor<u32>,
+    entry_keys: &E,
+    entry_indices: &E,
     first: usize,
     count: usize,
     k: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
@@ -1305,9 +1330,10 @@ pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
     #[comptime] entries_per_unit: usize,
     #[comptime] prime_per_unit: usize,
 ) {
-    let (kept, lo, shift) = candidates.take_bucketed(entry_keys, entry_indices, first, count, k);
+    let (kept, lo, shift) =
+        candidates.take_bucketed::<E>(entry_keys, entry_indices, first, count, k);
     if kept == NOT_BUCKETED {
-        offer_entries(
+        offer_entries::<E>(
             candidates,
             entry_keys,
             entry_indices,
@@ -1317,12 +1343,12 @@ pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
             entries_per_unit,
             prime_per_unit,
         );
-        write_top_k::<F, I, N>(
+        write_top_k::<F, I, N, L, V, X>(
             candidates, k, input, base, stride, values, indices, row, inner, largest, units,
         );
     } else {
         let len = kept as usize;
-        write_placed::<F, I, N>(
+        write_placed::<F, I, N, L, V, X>(
             candidates, len, false, true, lo, shift, k, input, base, stride, values, indices, row,
             inner, largest, units,
         );

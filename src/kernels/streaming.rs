@@ -486,7 +486,7 @@ pub fn top_k_of_row<F: Float, I: Int, N: Size>(
         prime_batches,
         single_batch,
     );
-    write_top_k::<F, I, N>(
+    write_top_k::<F, I, N, Tensor<Vector<F, N>>, Tensor<F>, Tensor<I>>(
         &mut candidates,
         k,
         input,

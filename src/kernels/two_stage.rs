@@ -280,7 +280,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         }
         j = unit;
         while j < k_len {
-            write_result::<F, I, N>(
+            write_result::<F, I, N, Tensor<Vector<F, N>>, Tensor<F>, Tensor<I>>(
                 keys[source + j],
                 entry_indices[source + j],
                 j,
@@ -298,7 +298,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         }
     } else {
         let mut candidates = Candidates::new(capacity, units);
-        write_top_k_of_entries::<F, I, N>(
+        write_top_k_of_entries::<F, I, N, Tensor<u32>, Tensor<Vector<F, N>>, Tensor<F>, Tensor<I>>(
             &mut candidates,
             candidate_keys,
             candidate_indices,
