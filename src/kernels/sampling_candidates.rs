@@ -29,7 +29,7 @@
 
 use crate::kernels::candidates::{self, order_top_k};
 use crate::kernels::philox::philox_first_word;
-use crate::kernels::primitives::{key_value, linear_unit, order_key};
+use crate::kernels::primitives::{key_value, linear_unit, order_key, row_offset};
 use crate::kernels::sampling::{
     DRAW_BINS, FRACTION_SCALE, KEY_NEG_INF, KEY_POS_INF, KEY_ZERO, RowParams, cube_max_i32,
     fixed_weight, relative_weight,
@@ -307,11 +307,12 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    let mut candidates = offer_row::<F, N>(
+    let mut candidates = offer_row::<F, N, Tensor<Vector<F, N>>>(
         input,
-        1usize,
+        row_offset(input, row, 1usize),
+        input.stride(1),
+        input.shape(1),
         kept,
-        row,
         true,
         units,
         vectors_per_unit,
