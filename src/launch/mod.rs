@@ -614,7 +614,7 @@ pub(crate) fn mapped_rows<R: burn_cubecl::CubeRuntime>(
 mod tests {
     use super::RowMap;
 
-    /// The offset of each row by its coordinates, as the kernels' `row_offset` computes it.
+    /// The offset of each row by its coordinates, row-major over the dimensions other than `dim`.
     fn offsets(shape: &[usize], strides: &[usize], dim: usize) -> Vec<usize> {
         let rows: usize = shape.iter().product::<usize>() / shape[dim];
         (0..rows)
