@@ -936,36 +936,28 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
     // Per-row parameters given as broadcast views (stride 0) of one value, on the transposed
     // input: the kernels read arrays, so such views are copied in order first. Both kernels: a
     // per-row k takes the one-launch kernel, a batch k the fast path.
-    let broadcast = |v: f32| floats::<B>(vec![v], device).expand([rows]);
-    let broadcast_int = |v: i64| ints::<B>(vec![v], device).expand([rows]);
-    let listed = |v: f32| floats::<B>(vec![v; rows], device);
-    let listed_int = |v: i64| ints::<B>(vec![v; rows], device);
-    let views = [
-        SamplingParams::new()
-            .top_k_per_row(broadcast_int(40))
-            .top_p_per_row(broadcast(0.3))
-            .min_p_per_row(broadcast(0.01))
-            .temperature_per_row(broadcast(0.8))
-            .seed_per_row(broadcast_int(9)),
-        SamplingParams::new()
-            .top_k(40)
-            .top_p_per_row(broadcast(0.3))
-            .temperature_per_row(broadcast(0.8))
-            .seed_per_row(broadcast_int(9)),
-    ];
-    let lists = [
-        SamplingParams::new()
-            .top_k_per_row(listed_int(40))
-            .top_p_per_row(listed(0.3))
-            .min_p_per_row(listed(0.01))
-            .temperature_per_row(listed(0.8))
-            .seed_per_row(listed_int(9)),
-        SamplingParams::new()
-            .top_k(40)
-            .top_p_per_row(listed(0.3))
-            .temperature_per_row(listed(0.8))
-            .seed_per_row(listed_int(9)),
-    ];
+    // The same parameters from per-row tensors made by `float` and `int`.
+    let per_row = |float: &dyn Fn(f32) -> Tensor<B, 1>, int: &dyn Fn(i64) -> Tensor<B, 1, Int>| {
+        [
+            SamplingParams::new()
+                .top_k_per_row(int(40))
+                .top_p_per_row(float(0.3))
+                .min_p_per_row(float(0.01))
+                .temperature_per_row(float(0.8))
+                .seed_per_row(int(9)),
+            SamplingParams::new()
+                .top_k(40)
+                .top_p_per_row(float(0.3))
+                .temperature_per_row(float(0.8))
+                .seed_per_row(int(9)),
+        ]
+    };
+    let views = per_row(&|v| floats::<B>(vec![v], device).expand([rows]), &|v| {
+        ints::<B>(vec![v], device).expand([rows])
+    });
+    let lists = per_row(&|v| floats::<B>(vec![v; rows], device), &|v| {
+        ints::<B>(vec![v; rows], device)
+    });
     for (view, list) in views.iter().zip(&lists) {
         let from_views = to_vec_i64(transposed().sample(view));
         let from_lists = tokens_and_validity::<B>(&values, rows, list, device).0;
