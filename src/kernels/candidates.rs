@@ -755,15 +755,16 @@ impl Candidates {
     /// shorter) and the slicing, or [`NOT_BUCKETED`] as `kept`, with the buffer as it was, when
     /// the list is longer than [`BUCKET_LIST_MAX`] buffers, or the kept entries do not fit or
     /// crowd into so few slices (ties) that ranking within them would cost more than
-    /// [`BUCKET_RANK_WORK`] compares per unit: then the list may be offered instead. Three reads
-    /// of the list and five barriers, against a sort of the kept entries (H200, 8 rows of 128k,
-    /// k = 4096: the tiled radix select's last launch 59 µs sorting; the whole call 79.3 → 38.3
-    /// µs by bucket). After a take the histogram's words hold the slices' ends, so nothing but
+    /// [`BUCKET_RANK_WORK`] compares per unit: then the list may be offered instead. Three
+    /// passes over the list (one read of its first [`HELD_ENTRIES`] per unit, held in registers;
+    /// the rest read in each pass) and five barriers, against a sort of the kept entries (H200, 8
+    /// rows of 128k, k = 4096: the tiled radix select's last launch 59 µs sorting; the whole call
+    /// 79.3 → 38.3 µs by bucket). After a take the histogram's words hold the slices' ends, so nothing but
     /// [`Candidates::bucket_place`] may follow.
-    pub fn take_bucketed(
+    pub fn take_bucketed<E: List<u32>>(
         &mut self,
-        entry_keys: &Tensor<u32>,
-        entry_indices: &Tensor<u32>,
+        entry_keys: &E,
+        entry_indices: &E,
         first: usize,
         count: usize,
         k: u32,
@@ -779,13 +780,37 @@ impl Candidates {
             // of 1M at k = 256, two-stage: 57 µs offered, 85 by bucket).
             taken = NOT_BUCKETED;
         } else if count > 0usize {
-            let mut hi = 0u32;
-            let mut lo_inverted = 0u32;
+            // The list's first `HELD_BATCHES` batches per unit stay in registers from the first
+            // pass to the third: a list of up to `units × HELD_ENTRIES` entries is read once.
+            let step = units * LIST_BATCH;
+            let mut held_keys = Array::<u32>::new(HELD_ENTRIES);
+            let mut held_indices = Array::<u32>::new(HELD_ENTRIES);
             let mut keys = Array::<u32>::new(LIST_BATCH);
             let mut indices = Array::<u32>::new(LIST_BATCH);
-            let mut j = unit;
+            let mut hi = 0u32;
+            let mut lo_inverted = 0u32;
+            #[unroll]
+            for b in 0..HELD_BATCHES {
+                load_list_batch::<E>(
+                    entry_keys,
+                    entry_indices,
+                    first,
+                    unit + b * step,
+                    count,
+                    &mut held_keys,
+                    &mut held_indices,
+                    b * LIST_BATCH,
+                    units,
+                );
+                let (h, l) =
+                    batch_range(&held_keys, &held_indices, b * LIST_BATCH, hi, lo_inverted);
+                hi = h;
+                lo_inverted = l;
+            }
+            let rest = unit + HELD_BATCHES * step;
+            let mut j = rest;
             while j < count {
-                load_list_batch(
+                load_list_batch::<E>(
                     entry_keys,
                     entry_indices,
                     first,
@@ -793,23 +818,24 @@ impl Candidates {
                     count,
                     &mut keys,
                     &mut indices,
+                    0usize,
                     units,
                 );
-                #[unroll]
-                for t in 0..LIST_BATCH {
-                    if indices[t] != PADDING_INDEX {
-                        hi = max(hi, keys[t]);
-                        lo_inverted = max(lo_inverted, !keys[t]);
-                    }
-                }
-                j += units * LIST_BATCH;
+                let (h, l) = batch_range(&keys, &indices, 0usize, hi, lo_inverted);
+                hi = h;
+                lo_inverted = l;
+                j += step;
             }
             let (lo, hi, _) = self.cube_range(hi, lo_inverted, 0u32);
             // No real entry: `lo` is above `hi`, and nothing is counted below.
             let shift = slice_shift(select(hi >= lo, hi - lo, 0u32), BUCKET_BITS);
-            j = unit;
+            #[unroll]
+            for b in 0..HELD_BATCHES {
+                self.count_buckets(&held_keys, &held_indices, b * LIST_BATCH, lo, shift);
+            }
+            j = rest;
             while j < count {
-                load_list_batch(
+                load_list_batch::<E>(
                     entry_keys,
                     entry_indices,
                     first,
@@ -817,16 +843,11 @@ impl Candidates {
                     count,
                     &mut keys,
                     &mut indices,
+                    0usize,
                     units,
                 );
-                #[unroll]
-                for t in 0..LIST_BATCH {
-                    if indices[t] != PADDING_INDEX {
-                        let bucket = ((keys[t] - lo) >> shift) as usize;
-                        self.histogram[bucket].fetch_add(1u32);
-                    }
-                }
-                j += units * LIST_BATCH;
+                self.count_buckets(&keys, &indices, 0usize, lo, shift);
+                j += step;
             }
             // (Also ends `cube_range`'s reads of the scan words.)
             sync_cube();
@@ -866,9 +887,13 @@ impl Candidates {
             // The places are visible after this barrier.
             let (cut, kept, work) = self.cube_range(kept, lowest_kept, min(work, 1u32 << 20u32));
             if kept as usize <= self.capacity && work as usize <= units * BUCKET_RANK_WORK {
-                j = unit;
+                #[unroll]
+                for b in 0..HELD_BATCHES {
+                    self.move_kept(&held_keys, &held_indices, b * LIST_BATCH, lo, shift, cut);
+                }
+                j = rest;
                 while j < count {
-                    load_list_batch(
+                    load_list_batch::<E>(
                         entry_keys,
                         entry_indices,
                         first,
@@ -876,21 +901,11 @@ impl Candidates {
                         count,
                         &mut keys,
                         &mut indices,
+                        0usize,
                         units,
                     );
-                    #[unroll]
-                    for t in 0..LIST_BATCH {
-                        if indices[t] != PADDING_INDEX {
-                            let bucket = (keys[t] - lo) >> shift;
-                            if bucket >= cut {
-                                let place =
-                                    self.histogram[bucket as usize].fetch_add(1u32) as usize;
-                                self.keys[place] = keys[t];
-                                self.indices[place] = indices[t];
-                            }
-                        }
-                    }
-                    j += units * LIST_BATCH;
+                    self.move_kept(&keys, &indices, 0usize, lo, shift, cut);
+                    j += step;
                 }
                 taken = kept;
                 lo_taken = lo;
@@ -909,6 +924,49 @@ impl Candidates {
             sync_cube();
         }
         (taken, lo_taken, shift_taken)
+    }
+
+    /// [`Candidates::take_bucketed`]'s second pass over one batch (`keys` / `indices` from
+    /// `slot`): each real entry counted in its bucket.
+    fn count_buckets(
+        &mut self,
+        keys: &Array<u32>,
+        indices: &Array<u32>,
+        #[comptime] slot: usize,
+        lo: u32,
+        shift: u32,
+    ) {
+        #[unroll]
+        for t in 0..LIST_BATCH {
+            if indices[slot + t] != PADDING_INDEX {
+                let bucket = ((keys[slot + t] - lo) >> shift) as usize;
+                self.histogram[bucket].fetch_add(1u32);
+            }
+        }
+    }
+
+    /// [`Candidates::take_bucketed`]'s third pass over one batch: each real entry of a kept
+    /// bucket (`cut` and above) moved to its bucket's next free place in the buffer.
+    fn move_kept(
+        &mut self,
+        keys: &Array<u32>,
+        indices: &Array<u32>,
+        #[comptime] slot: usize,
+        lo: u32,
+        shift: u32,
+        cut: u32,
+    ) {
+        #[unroll]
+        for t in 0..LIST_BATCH {
+            if indices[slot + t] != PADDING_INDEX {
+                let bucket = (keys[slot + t] - lo) >> shift;
+                if bucket >= cut {
+                    let place = self.histogram[bucket as usize].fetch_add(1u32) as usize;
+                    self.keys[place] = keys[slot + t];
+                    self.indices[place] = indices[slot + t];
+                }
+            }
+        }
     }
 
     /// The place (0 for the best) of entry `j` of the buffer after [`Candidates::take_bucketed`]
@@ -937,30 +995,58 @@ impl Candidates {
 /// Entries of a list in global memory a unit reads at once in [`Candidates::take_bucketed`]'s
 /// passes, so their loads are in flight together rather than one round trip per entry.
 const LIST_BATCH: usize = 4;
+/// Batches per unit that [`Candidates::take_bucketed`] keeps in registers across its three
+/// passes (the rest of a longer list is read again in each): 8 entries per unit, so a radix
+/// select's list at k = 4096 (~4.5k entries on N(0, σ) rows) in a 1024-unit cube is read once.
+const HELD_BATCHES: usize = 2;
+const HELD_ENTRIES: usize = HELD_BATCHES * LIST_BATCH;
 
 /// Loads entries `j`, `j + units`, … (`LIST_BATCH` of them) of the list at `first` into `keys`
-/// and `indices`; those at or past `count` get [`PADDING_INDEX`] (and no key).
+/// and `indices` from `slot`; those at or past `count` get [`PADDING_INDEX`] (and no key).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_list_batch(
-    entry_keys: &Tensor<u32>,
-    entry_indices: &Tensor<u32>,
+fn load_list_batch<E: List<u32>>(
+    entry_keys: &E,
+    entry_indices: &E,
     first: usize,
     j: usize,
     count: usize,
     keys: &mut Array<u32>,
     indices: &mut Array<u32>,
+    #[comptime] slot: usize,
     #[comptime] units: usize,
 ) {
     #[unroll]
     for t in 0..LIST_BATCH {
         let entry = j + t * units;
-        indices[t] = PADDING_INDEX;
+        indices[slot + t] = PADDING_INDEX;
         if entry < count {
-            indices[t] = entry_indices[first + entry];
-            keys[t] = entry_keys[first + entry];
+            indices[slot + t] = entry_indices.read(first + entry);
+            keys[slot + t] = entry_keys.read(first + entry);
         }
     }
+}
+
+/// [`Candidates::take_bucketed`]'s first pass over one batch (`keys` / `indices` from `slot`):
+/// the running largest key `hi` and complement of the smallest `lo_inverted`, over real entries.
+#[cube]
+fn batch_range(
+    keys: &Array<u32>,
+    indices: &Array<u32>,
+    #[comptime] slot: usize,
+    hi: u32,
+    lo_inverted: u32,
+) -> (u32, u32) {
+    let mut hi = hi;
+    let mut lo_inverted = lo_inverted;
+    #[unroll]
+    for t in 0..LIST_BATCH {
+        if indices[slot + t] != PADDING_INDEX {
+            hi = max(hi, keys[slot + t]);
+            lo_inverted = max(lo_inverted, !keys[slot + t]);
+        }
+    }
+    (hi, lo_inverted)
 }
 
 /// The shift that cuts the offsets `0..=span` into at most `2^slice_bits` slices of equal
@@ -1096,10 +1182,10 @@ pub fn order_top_k(candidates: &mut Candidates) -> (usize, bool) {
 #[cube]
 // A comptime condition does not merge with a run-time one.
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
-pub fn offer_entries(
+pub fn offer_entries<E: List<u32>>(
     candidates: &mut Candidates,
-    entry_keys: &Tensor<u32>,
-    entry_indices: &Tensor<u32>,
+    entry_keys: &E,
+    entry_indices: &E,
     first: usize,
     count: usize,
     k: u32,
@@ -1118,8 +1204,8 @@ pub fn offer_entries(
         for e in 0..entries_per_unit {
             let j = batch_start + e * units + unit;
             if j < count {
-                keys[e] = entry_keys[first + j];
-                indices[e] = entry_indices[first + j];
+                keys[e] = entry_keys.read(first + j);
+                indices[e] = entry_indices.read(first + j);
                 // A short tile's padding is no entry (and equal paddings would break the total
                 // order that compactions rely on).
                 if indices[e] != PADDING_INDEX {
@@ -1160,10 +1246,10 @@ pub fn place_of(candidates: &Candidates, j: usize, by_rank: bool) -> usize {
 /// from its key, which gives the value back exactly except a NaN's payload and a zero's sign
 /// (the key canonicalises them); only those are read again from the input.
 #[cube]
-pub fn entry_value<F: Float, N: Size>(
+pub fn entry_value<F: Float, N: Size, L: List<Vector<F, N>>>(
     key: u32,
     index: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
     #[comptime] largest: bool,
@@ -1177,7 +1263,7 @@ pub fn entry_value<F: Float, N: Size>(
     let mut result = F::cast_from(value);
     if !not_nan || key == zero_key {
         let position = base + index as usize * stride;
-        result = input[position / width][position % width];
+        result = input.read(position / width)[position % width];
     }
     result
 }
@@ -1186,21 +1272,28 @@ pub fn entry_value<F: Float, N: Size>(
 /// and writes the best k first into the contiguous outputs (consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_top_k<F: Float, I: Int, N: Size>(
+pub fn write_top_k<
+    F: Float,
+    I: Int,
+    N: Size,
+    L: List<Vector<F, N>>,
+    V: ListMut<F>,
+    X: ListMut<I>,
+>(
     candidates: &mut Candidates,
     k: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
 ) {
     let (len, by_rank) = order_top_k(candidates);
-    write_placed::<F, I, N>(
+    write_placed::<F, I, N, L, V, X>(
         candidates, len, by_rank, false, 0u32, 0u32, k, input, base, stride, values, indices, row,
         inner, largest, units,
     );
@@ -1211,7 +1304,7 @@ pub fn write_top_k<F: Float, I: Int, N: Size>(
 /// the slicing `lo`, `shift`; else the one [`order_top_k()`] gave ([`place_of()`], `by_rank`).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn write_placed<F: Float, I: Int, N: Size>(
+fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>, X: ListMut<I>>(
     candidates: &Candidates,
     len: usize,
     by_rank: bool,
@@ -1219,11 +1312,11 @@ fn write_placed<F: Float, I: Int, N: Size>(
     lo: u32,
     shift: u32,
     k: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
@@ -1238,7 +1331,7 @@ fn write_placed<F: Float, I: Int, N: Size>(
             place_of(candidates, j, by_rank)
         };
         if place < k_len {
-            write_result::<F, I, N>(
+            write_result::<F, I, N, L, V, X>(
                 candidates.key(j),
                 candidates.index(j),
                 place,
@@ -1261,23 +1354,33 @@ fn write_placed<F: Float, I: Int, N: Size>(
 /// contiguous outputs (`k` results per row, consecutive results `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_result<F: Float, I: Int, N: Size>(
+pub fn write_result<
+    F: Float,
+    I: Int,
+    N: Size,
+    L: List<Vector<F, N>>,
+    V: ListMut<F>,
+    X: ListMut<I>,
+>(
     key: u32,
     index: u32,
     place: usize,
     k: usize,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
 ) {
     let at = (row / inner) * k * inner + row % inner + place * inner;
-    values[at] = entry_value::<F, N>(key, index, input, base, stride, largest);
-    indices[at] = I::cast_from(index);
+    values.write(
+        at,
+        entry_value::<F, N, L>(key, index, input, base, stride, largest),
+    );
+    indices.write(at, I::cast_from(index));
 }
 
 /// A list's top-k, written sorted: the best k of its `count` entries from `first` taken by
@@ -1286,18 +1389,26 @@ pub fn write_result<F: Float, I: Int, N: Size>(
 /// few buckets, offered to the buffer ([`offer_entries()`]) and sorted ([`write_top_k()`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
+pub fn write_top_k_of_entries<
+    F: Float,
+    I: Int,
+    N: Size,
+    E: List<u32>,
+    L: List<Vector<F, N>>,
+    V: ListMut<F>,
+    X: ListMut<I>,
+>(
     candidates: &mut Candidates,
-    entry_keys: &Tensor<u32>,
-    entry_indices: &Tensor<u32>,
+    entry_keys: &E,
+    entry_indices: &E,
     first: usize,
     count: usize,
     k: u32,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
+    values: &mut V,
+    indices: &mut X,
     row: usize,
     inner: usize,
     #[comptime] largest: bool,
@@ -1305,9 +1416,10 @@ pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
     #[comptime] entries_per_unit: usize,
     #[comptime] prime_per_unit: usize,
 ) {
-    let (kept, lo, shift) = candidates.take_bucketed(entry_keys, entry_indices, first, count, k);
+    let (kept, lo, shift) =
+        candidates.take_bucketed::<E>(entry_keys, entry_indices, first, count, k);
     if kept == NOT_BUCKETED {
-        offer_entries(
+        offer_entries::<E>(
             candidates,
             entry_keys,
             entry_indices,
@@ -1317,12 +1429,12 @@ pub fn write_top_k_of_entries<F: Float, I: Int, N: Size>(
             entries_per_unit,
             prime_per_unit,
         );
-        write_top_k::<F, I, N>(
+        write_top_k::<F, I, N, L, V, X>(
             candidates, k, input, base, stride, values, indices, row, inner, largest, units,
         );
     } else {
         let len = kept as usize;
-        write_placed::<F, I, N>(
+        write_placed::<F, I, N, L, V, X>(
             candidates, len, false, true, lo, shift, k, input, base, stride, values, indices, row,
             inner, largest, units,
         );

@@ -45,24 +45,6 @@ pub fn key_value(key: u32, #[comptime] largest: bool) -> (f32, bool) {
     )
 }
 
-/// Offset of `row` in `input`, whose rows run along `dim` and are numbered row-major over the
-/// other dimensions. Honours any strides (transposed views, non-last `dim`).
-#[cube]
-pub fn row_offset<T: CubePrimitive>(input: &Tensor<T>, row: usize, dim: usize) -> usize {
-    let rank = input.rank();
-    let mut remaining = row;
-    let mut offset = 0usize;
-    for step in 0usize..rank {
-        let axis = rank - 1usize - step;
-        if axis != dim {
-            let size = input.shape(axis);
-            offset += (remaining % size) * input.stride(axis);
-            remaining /= size;
-        }
-    }
-    offset
-}
-
 /// Offset of `row` in a buffer passed as an array (which carries no shape or strides): rows come
 /// in groups of `group_rows`, groups `group_stride` apart and rows within a group `row_stride`
 /// apart (the host's `RowMap`).

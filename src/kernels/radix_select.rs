@@ -15,8 +15,7 @@ use crate::kernels::candidates::{
     BUCKETS, Candidates, beats, write_result, write_top_k_of_entries,
 };
 use crate::kernels::primitives::{
-    cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, mapped_row_offset,
-    order_key, row_offset,
+    cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, mapped_row_offset, order_key,
 };
 use cubecl::prelude::*;
 
@@ -29,7 +28,8 @@ const RADIX_BINS: usize = 256;
 pub const DIGIT_BINS: usize = 4096;
 const DIGIT_SHIFT: u32 = 20;
 
-/// The top-k of each row. Launched with one cube per row (rows beyond `num_rows` exit).
+/// The top-k of each row. Launched with one cube per row (rows beyond `num_rows` exit). The input's
+/// rows hold `len` elements `stride` apart and start where [`mapped_row_offset()`] puts them.
 ///
 /// `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the product of the
 /// dimensions after `dim`. `scratch_keys` and `scratch_indices` hold `2 * k` words per row (the sort
@@ -37,12 +37,16 @@ const DIGIT_SHIFT: u32 = 20;
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn radix_select_kernel<F: Float, I: Int>(
-    input: &Tensor<F>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    scratch_keys: &mut Tensor<u32>,
-    scratch_indices: &mut Tensor<u32>,
-    dim: usize,
+    input: &Array<F>,
+    values: &mut Array<F>,
+    indices: &mut Array<I>,
+    scratch_keys: &mut Array<u32>,
+    scratch_indices: &mut Array<u32>,
+    len: usize,
+    stride: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
     k: u32,
     num_rows: usize,
     inner: usize,
@@ -56,9 +60,7 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     }
     let unit = linear_unit();
     let units = cube_dim as usize;
-    let len = input.shape(dim);
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
+    let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
 
     let histogram = SharedMemory::<Atomic<u32>>::new(RADIX_BINS);
     let mut decision = SharedMemory::<u32>::new(2usize);
@@ -222,11 +224,12 @@ pub fn radix_select_kernel<F: Float, I: Int>(
 }
 
 /// Tiled radix select, before its first launch: zeroes the rows' histograms and list lengths
-/// (`len` words), one word per unit. Its argument is an array, as are the histogram's and the
-/// filter's: for a tensor argument CubeCL uploads shapes and strides before every launch (half
-/// of a launch's host time on the H200: 11.9 µs with one tensor argument, 6.3 with an array),
-/// and Burn's fill is such a launch. With these three launches on arrays the tiled select took
-/// 5–6 µs less device time per call (H200, e.g. one row of 128k at k = 256: 23.7 → 17.8 µs).
+/// (`len` words), one word per unit. Its argument is an array, as are every radix select kernel's
+/// (rows located by [`mapped_row_offset()`]): for a tensor argument CubeCL uploads shapes and
+/// strides before every launch (half of a launch's host time on the H200: 11.9 µs with one
+/// tensor argument, 6.3 with an array), and Burn's fill is such a launch. With the fill,
+/// histogram and filter launches on arrays the tiled select took 5–6 µs less device time per
+/// call (H200, e.g. one row of 128k at k = 256: 23.7 → 17.8 µs).
 #[cube(launch_unchecked)]
 pub fn zero_counters_kernel(counters: &mut Array<u32>, len: usize, #[comptime] units: usize) {
     let at = CUBE_POS * units + UNIT_POS as usize;
@@ -603,12 +606,16 @@ const ROW_DIGIT_SHIFT: u32 = 32 - BUCKETS.trailing_zeros();
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    list_keys: &mut Tensor<u32>,
-    list_indices: &mut Tensor<u32>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    dim: usize,
+    input: &Array<Vector<F, N>>,
+    list_keys: &mut Array<u32>,
+    list_indices: &mut Array<u32>,
+    values: &mut Array<F>,
+    indices: &mut Array<I>,
+    len: usize,
+    stride: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
     k: u32,
     num_rows: usize,
     inner: usize,
@@ -625,16 +632,14 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    let len = input.shape(dim);
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
+    let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let width = input.vector_size();
     let unit = linear_unit();
     let step = units * vectors_per_unit * width;
     let mut candidates = Candidates::new(capacity, units);
 
     // 1. The row's top digits, counted in the buffer's histogram.
-    count_digits::<F, N, Tensor<Vector<F, N>>>(
+    count_digits::<F, N, Array<Vector<F, N>>>(
         input,
         base,
         stride,
@@ -668,7 +673,7 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
     let mut first = 0usize;
     while first < len {
         let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-        load_vectors::<F, N, Tensor<Vector<F, N>>>(
+        load_vectors::<F, N, Array<Vector<F, N>>>(
             input,
             &mut vectors,
             base,
@@ -693,7 +698,7 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
             if unit == 0usize {
                 candidates.scan[units] = count;
             }
-            write_passing::<F, N, Tensor<u32>>(
+            write_passing::<F, N, Array<u32>>(
                 &vectors,
                 passing,
                 first,
@@ -719,7 +724,7 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
     sync_cube();
 
     // 4. The list's top-k, by bucket (or offered, for a list of many ties).
-    write_top_k_of_entries::<F, I, N>(
+    write_top_k_of_entries::<F, I, N, Array<u32>, Array<Vector<F, N>>, Array<F>, Array<I>>(
         &mut candidates,
         list_keys,
         list_indices,
@@ -761,13 +766,17 @@ pub const RANK_QUERIES: usize = 16;
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    list_lengths: &Tensor<u32>,
-    list_keys: &Tensor<u32>,
-    list_indices: &Tensor<u32>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    dim: usize,
+    input: &Array<Vector<F, N>>,
+    list_lengths: &Array<u32>,
+    list_keys: &Array<u32>,
+    list_indices: &Array<u32>,
+    values: &mut Array<F>,
+    indices: &mut Array<I>,
+    len: usize,
+    stride: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
     k: u32,
     num_rows: usize,
     inner: usize,
@@ -788,9 +797,7 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
     if part >= cubes_per_row {
         terminate!();
     }
-    let len = input.shape(dim);
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
+    let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let list = row * len;
     let count = list_lengths[lengths_offset + row] as usize;
     // Declared whichever branch runs: the ranking exchanges its counts through the buffer's
@@ -798,7 +805,7 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
     let mut candidates = Candidates::new(capacity, units);
     if count > rank_max {
         if part == 0usize {
-            write_top_k_of_entries::<F, I, N>(
+            write_top_k_of_entries::<F, I, N, Array<u32>, Array<Vector<F, N>>, Array<F>, Array<I>>(
                 &mut candidates,
                 list_keys,
                 list_indices,
@@ -850,7 +857,7 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
                     place += candidates.scan[g * RANK_QUERIES + query_unit];
                 }
                 if place < k {
-                    write_result::<F, I, N>(
+                    write_result::<F, I, N, Array<Vector<F, N>>, Array<F>, Array<I>>(
                         list_keys[list + query],
                         list_indices[list + query],
                         place as usize,

@@ -120,28 +120,28 @@ impl RowParams {
         min_p: f32,
         seed_lo: u32,
         seed_hi: u32,
-        temperatures: &Tensor<P>,
-        top_ps: &Tensor<P>,
-        min_ps: &Tensor<P>,
-        seeds: &Tensor<I>,
+        temperatures: &Array<P>,
+        top_ps: &Array<P>,
+        min_ps: &Array<P>,
+        seeds: &Array<I>,
     ) -> RowParams {
         let mut row_temperature = temperature;
         if (per_row & PER_ROW_TEMPERATURE) != 0u32 {
-            row_temperature = f32::cast_from(temperatures[row * temperatures.stride(0)]);
+            row_temperature = f32::cast_from(temperatures[row]);
         }
         let mut row_p = top_p;
         if (per_row & PER_ROW_TOP_P) != 0u32 {
-            row_p = f32::cast_from(top_ps[row * top_ps.stride(0)]);
+            row_p = f32::cast_from(top_ps[row]);
         }
         let mut row_min_p = min_p;
         if (per_row & PER_ROW_MIN_P) != 0u32 {
-            row_min_p = f32::cast_from(min_ps[row * min_ps.stride(0)]);
+            row_min_p = f32::cast_from(min_ps[row]);
         }
         let mut key0 = seed_lo;
         let mut key1 = seed_hi;
         let mut stream = row as u32;
         if (per_row & PER_ROW_SEED) != 0u32 {
-            key0 = u32::cast_from(seeds[row * seeds.stride(0)]);
+            key0 = u32::cast_from(seeds[row]);
             key1 = 0u32;
             stream = 0u32;
         }
@@ -213,7 +213,7 @@ const fn loads_per_unit(units: usize) -> usize {
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn load_group<F: Float>(
-    input: &Tensor<F>,
+    input: &Array<F>,
     values: &mut Array<F>,
     base: usize,
     stride: usize,
@@ -302,7 +302,7 @@ fn survives(
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn radix_search<F: Float>(
-    input: &Tensor<F>,
+    input: &Array<F>,
     base: usize,
     stride: usize,
     vocab: usize,
@@ -492,10 +492,12 @@ fn radix_search<F: Float>(
 
 /// Samples one token per row, or writes the filtered row, depending on `output`.
 ///
-/// `input` is `[rows, vocab]` with any strides. The per-row parameter tensors are read only where
-/// their bit is set in `per_row` (otherwise the scalar argument applies; unread tensors may be any
-/// placeholder). `tokens` and `valid` are `[rows]` (written for [`OUTPUT_TOKENS`]); `filtered` is
-/// contiguous `[rows, vocab]` (written for the other outputs). Launched with one cube of
+/// `input` holds `rows` rows of `vocab` elements, rows `row_stride` apart and elements `stride`
+/// apart (arrays, not tensors: CubeCL uploads a tensor argument's shape and strides before every
+/// launch). The per-row parameter arrays are contiguous `[rows]`, read only where their bit is set
+/// in `per_row` (otherwise the scalar argument applies; unread arrays may be any placeholder).
+/// `tokens` and `valid` are `[rows]` (written for [`OUTPUT_TOKENS`]); `filtered` is contiguous
+/// `[rows, vocab]` (written for the other outputs). Launched with one cube of
 /// `cube_dim` units per row.
 ///
 /// Per-row parameters outside their domain (temperature negative, infinite or NaN, p outside
@@ -503,15 +505,18 @@ fn radix_search<F: Float>(
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments, clippy::manual_range_contains)]
 pub fn sampling_kernel<F: Float, P: Float, I: Int>(
-    input: &Tensor<F>,
-    temperatures: &Tensor<P>,
-    top_ks: &Tensor<I>,
-    top_ps: &Tensor<P>,
-    min_ps: &Tensor<P>,
-    seeds: &Tensor<I>,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
-    filtered: &mut Tensor<F>,
+    input: &Array<F>,
+    temperatures: &Array<P>,
+    top_ks: &Array<I>,
+    top_ps: &Array<P>,
+    min_ps: &Array<P>,
+    seeds: &Array<I>,
+    tokens: &mut Array<I>,
+    valid: &mut Array<I>,
+    filtered: &mut Array<F>,
+    vocab: usize,
+    row_stride: usize,
+    stride: usize,
     temperature: f32,
     top_k: u32,
     top_p: f32,
@@ -537,9 +542,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     let mask_logits = comptime!(output == OUTPUT_MASKED_LOGITS);
     let unit = linear_unit();
     let units = cube_dim as usize;
-    let vocab = input.shape(1);
-    let base = row * input.stride(0);
-    let stride = input.stride(1);
+    let base = row * row_stride;
     let out_base = row * vocab;
 
     let counts = SharedMemory::<Atomic<u32>>::new(BINS);
@@ -566,7 +569,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
     );
     let mut row_k = top_k;
     if (per_row & PER_ROW_TOP_K) != 0u32 {
-        let k = top_ks[row * top_ks.stride(0)];
+        let k = top_ks[row];
         row_k = select(k > I::new(0), u32::cast_from(k), 0u32);
     }
 

@@ -47,6 +47,21 @@ const REM_HI: usize = 2;
 const REM_LO: usize = 3;
 const DECISION_WORDS: usize = 4;
 
+/// Where a row lies in its array: `len` elements from `base` on, `stride` apart.
+#[derive(CubeType, Clone, Copy)]
+pub struct RowSpan {
+    pub base: usize,
+    pub stride: usize,
+    pub len: usize,
+}
+
+#[cube]
+impl RowSpan {
+    pub fn new(base: usize, stride: usize, len: usize) -> RowSpan {
+        RowSpan { base, stride, len }
+    }
+}
+
 /// Shared-memory bytes of the candidate sampling in a cube of `cube_dim` units.
 pub fn shared_bytes(cube_dim: usize) -> usize {
     4 * ((cube_dim + 1) + 3 * (cube_dim + 1) + DECISION_WORDS + 2 * DRAW_BINS)
@@ -65,8 +80,8 @@ pub fn fused_shared_bytes(capacity: usize, units: usize) -> usize {
 #[cube]
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 fn row_pass<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    row: usize,
+    input: &Array<Vector<F, N>>,
+    row: RowSpan,
     top: f32,
     temperature: f32,
     need_total: bool,
@@ -75,9 +90,9 @@ fn row_pass<F: Float, N: Size>(
     #[comptime] vectors_per_unit: usize,
 ) -> (u32, u32, u32) {
     let width = input.vector_size();
-    let vocab = input.shape(1);
-    let stride = input.stride(1);
-    let base = row * input.stride(0);
+    let vocab = row.len;
+    let stride = row.stride;
+    let base = row.base;
     let unit = linear_unit();
     let mut negative = 0u32;
     let mut hi = 0u32;
@@ -135,8 +150,8 @@ fn draw_one_per_unit<I: Int>(
     random: u32,
     kept: u32,
     row: usize,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
+    tokens: &mut Array<I>,
+    valid: &mut Array<I>,
     scratch: &mut SharedMemory<u32>,
     #[comptime] cube_dim: u32,
 ) {
@@ -179,27 +194,32 @@ fn draw_one_per_unit<I: Int>(
     }
 }
 
-/// Samples one token per row from its sorted top-k candidates (`values`, `indices`: `[rows,
-/// kept]`, as the crate's top-k writes them), with the semantics and the draw of
+/// Samples one token per row from its sorted top-k candidates (`values`, `indices`: contiguous
+/// `[rows, kept]`, as the crate's top-k writes them), with the semantics and the draw of
 /// [`sampling_kernel`](crate::kernels::sampling::sampling_kernel()) for a batch top-k of `kept`
-/// (`kept` = the vocabulary means no top-k). `input` is the `[rows, vocab]` row itself, read only
-/// where `full_pass` (joint top-p with `kept` < vocab, or probabilities) and the row needs it.
-/// Per-row tensors are read where their bit is set in `per_row`; per-row k is not supported here.
+/// (`kept` = the vocabulary means no top-k). `input` holds the rows themselves (`vocab` elements,
+/// rows `row_stride` apart, elements `stride` apart), read only where `full_pass` (joint top-p
+/// with `kept` < vocab, or probabilities) and the row needs it. Per-row parameter arrays
+/// (contiguous `[rows]`) are read where their bit is set in `per_row`; per-row k is not supported
+/// here.
 ///
 /// One cube of `cube_dim` units (at least 256) per row; `per_unit` = ceil(`kept` / `cube_dim`),
 /// at most 32.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
-    values: &Tensor<F>,
-    indices: &Tensor<I>,
-    input: &Tensor<Vector<F, N>>,
-    temperatures: &Tensor<P>,
-    top_ps: &Tensor<P>,
-    min_ps: &Tensor<P>,
-    seeds: &Tensor<I>,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
+    values: &Array<F>,
+    indices: &Array<I>,
+    input: &Array<Vector<F, N>>,
+    temperatures: &Array<P>,
+    top_ps: &Array<P>,
+    min_ps: &Array<P>,
+    seeds: &Array<I>,
+    tokens: &mut Array<I>,
+    valid: &mut Array<I>,
+    vocab: usize,
+    row_stride: usize,
+    stride: usize,
     temperature: f32,
     top_p: f32,
     min_p: f32,
@@ -224,25 +244,25 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     }
     // This unit's candidates: a contiguous block of the sorted list.
     let unit = linear_unit();
-    let value_base = row * values.stride(0);
-    let index_base = row * indices.stride(0);
+    let list_base = row * kept as usize;
     let mut block_values = Array::<f32>::new(per_unit as usize);
     let mut block_indices = Array::<u32>::new(per_unit as usize);
     #[unroll]
     for t in 0..per_unit {
         let j = unit * per_unit as usize + t as usize;
         if j < kept as usize {
-            block_values[t as usize] = f32::cast_from(values[value_base + j * values.stride(1)]);
-            block_indices[t as usize] = u32::cast_from(indices[index_base + j * indices.stride(1)]);
+            block_values[t as usize] = f32::cast_from(values[list_base + j]);
+            block_indices[t as usize] = u32::cast_from(indices[list_base + j]);
         }
     }
     sample_candidates::<F, P, I, N>(
         row,
-        f32::cast_from(values[value_base]),
-        u32::cast_from(indices[index_base]),
+        f32::cast_from(values[list_base]),
+        u32::cast_from(indices[list_base]),
         &block_values,
         &block_indices,
         input,
+        RowSpan::new(row * row_stride, stride, vocab),
         temperatures,
         top_ps,
         min_ps,
@@ -277,13 +297,16 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    temperatures: &Tensor<P>,
-    top_ps: &Tensor<P>,
-    min_ps: &Tensor<P>,
-    seeds: &Tensor<I>,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
+    input: &Array<Vector<F, N>>,
+    temperatures: &Array<P>,
+    top_ps: &Array<P>,
+    min_ps: &Array<P>,
+    seeds: &Array<I>,
+    tokens: &mut Array<I>,
+    valid: &mut Array<I>,
+    vocab: usize,
+    row_stride: usize,
+    stride: usize,
     temperature: f32,
     top_p: f32,
     min_p: f32,
@@ -307,11 +330,13 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    let mut candidates = offer_row::<F, N>(
+    let span = RowSpan::new(row * row_stride, stride, vocab);
+    let mut candidates = offer_row::<F, N, Array<Vector<F, N>>>(
         input,
-        1usize,
+        span.base,
+        span.stride,
+        span.len,
         kept,
-        row,
         true,
         units,
         vectors_per_unit,
@@ -344,6 +369,7 @@ pub fn streaming_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
         &block_values,
         &block_indices,
         input,
+        span,
         temperatures,
         top_ps,
         min_ps,
@@ -383,13 +409,14 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
     argmax: u32,
     block_values: &Array<f32>,
     block_indices: &Array<u32>,
-    input: &Tensor<Vector<F, N>>,
-    temperatures: &Tensor<P>,
-    top_ps: &Tensor<P>,
-    min_ps: &Tensor<P>,
-    seeds: &Tensor<I>,
-    tokens: &mut Tensor<I>,
-    valid: &mut Tensor<I>,
+    input: &Array<Vector<F, N>>,
+    span: RowSpan,
+    temperatures: &Array<P>,
+    top_ps: &Array<P>,
+    min_ps: &Array<P>,
+    seeds: &Array<I>,
+    tokens: &mut Array<I>,
+    valid: &mut Array<I>,
     temperature: f32,
     top_p: f32,
     min_p: f32,
@@ -408,7 +435,7 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
 ) {
     let unit = linear_unit();
     let kk = kept as usize;
-    let vocab = input.shape(1);
+    let vocab = span.len;
 
     let mut reduce = SharedMemory::<i32>::new(cube_dim as usize + 1usize);
     let mut scratch = SharedMemory::<u32>::new(3usize * (cube_dim as usize + 1usize));
@@ -453,7 +480,7 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
         if from_probs || need_total {
             let (negative, hi, lo) = row_pass::<F, N>(
                 input,
-                row,
+                span,
                 top,
                 params.temperature,
                 need_total,

@@ -6,7 +6,9 @@
 //! written sorted. One launch per call, any k that fits the buffer in shared memory.
 
 use crate::kernels::candidates::{Candidates, write_top_k};
-use crate::kernels::primitives::{key_value, linear_unit, load_vectors, order_key, row_offset};
+use crate::kernels::primitives::{
+    key_value, linear_unit, load_vectors, mapped_row_offset, order_key,
+};
 use cubecl::prelude::*;
 
 /// Vector loads each unit keeps in flight while sampling (more would spill registers at 1024
@@ -40,9 +42,9 @@ const GROUP_BITS: u32 = 0xF;
 /// best k ([`Candidates::final_target`]).
 #[cube]
 #[allow(clippy::too_many_arguments, clippy::collapsible_if)]
-pub fn offer_range<F: Float, N: Size>(
+pub fn offer_range<F: Float, N: Size, L: List<Vector<F, N>>>(
     candidates: &mut Candidates,
-    input: &Tensor<Vector<F, N>>,
+    input: &L,
     base: usize,
     stride: usize,
     start: usize,
@@ -61,7 +63,7 @@ pub fn offer_range<F: Float, N: Size>(
     let step = comptime!(units * vectors_per_unit * width);
     let unit = linear_unit();
     let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
-    load_vectors::<F, N, Tensor<Vector<F, N>>>(
+    load_vectors::<F, N, L>(
         input,
         &mut vectors,
         base,
@@ -77,7 +79,7 @@ pub fn offer_range<F: Float, N: Size>(
     let group = comptime!(batch.min(4));
     let groups = comptime!(batch / group);
     if comptime!(single_batch) {
-        let valid = take_batch::<F, N>(
+        let valid = take_batch::<F, N, L>(
             input,
             &mut vectors,
             &mut floats,
@@ -114,7 +116,7 @@ pub fn offer_range<F: Float, N: Size>(
                 // batch position (the same key: its best sampled element).
                 let positions = comptime!(if prime_per_unit == 1 { 1 } else { batch });
                 let mut keys = Array::<u32>::new(positions);
-                let valid = sample_keys::<F, N>(
+                let valid = sample_keys::<F, N, L>(
                     input,
                     &mut keys,
                     base,
@@ -141,7 +143,7 @@ pub fn offer_range<F: Float, N: Size>(
                 // A window longer than what is left of the range ends early.
                 if !stalled && (pending != 0u32 || next < end) {
                     if pending == 0u32 && next < end {
-                        pending = take_batch::<F, N>(
+                        pending = take_batch::<F, N, L>(
                             input,
                             &mut vectors,
                             &mut floats,
@@ -263,8 +265,8 @@ fn offer_loaded(
 /// loads of up to [`SAMPLE_VECTORS`] vectors are issued before any is used.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn sample_keys<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
+fn sample_keys<F: Float, N: Size, L: List<Vector<F, N>>>(
+    input: &L,
     keys: &mut Array<u32>,
     base: usize,
     stride: usize,
@@ -302,7 +304,7 @@ fn sample_keys<F: Float, N: Size>(
                 let slot = b * vectors_per_unit + v;
                 let element = start + (g * group + b) * step + (v * units + unit) * width;
                 if element < end {
-                    loaded[slot] = input[(base + element * stride) / width];
+                    loaded[slot] = input.read((base + element * stride) / width);
                     in_range |= 1u32 << (slot as u32);
                 }
             }
@@ -356,8 +358,8 @@ fn sample_keys<F: Float, N: Size>(
 /// issues the loads of the batch after it. Returns the bits of the entries that are real.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn take_batch<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
+fn take_batch<F: Float, N: Size, L: List<Vector<F, N>>>(
+    input: &L,
     vectors: &mut Array<Vector<F, N>>,
     floats: &mut Array<f32>,
     base: usize,
@@ -383,7 +385,7 @@ fn take_batch<F: Float, N: Size>(
             }
         }
     }
-    load_vectors::<F, N, Tensor<Vector<F, N>>>(
+    load_vectors::<F, N, L>(
         input,
         vectors,
         base,
@@ -410,16 +412,21 @@ fn passes(value: f32, lo: f32, #[comptime] largest: bool) -> bool {
 }
 
 /// The sorted top-k of each row, one cube of `units` units per row (rows beyond `num_rows`
-/// exit). `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the
-/// product of the dimensions after `dim`. `single_batch`: rows are at most one batch per unit
-/// (see [`offer_range()`]).
+/// exit). The input's rows hold `len` elements `stride` apart and start where
+/// [`mapped_row_offset()`] puts them. `values` and `indices` are contiguous with `dim` of length
+/// `k`; `inner` is the product of the dimensions after `dim`. `single_batch`: rows are at most
+/// one batch per unit (see [`offer_range()`]).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn streaming_kernel<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    dim: usize,
+    input: &Array<Vector<F, N>>,
+    values: &mut Array<F>,
+    indices: &mut Array<I>,
+    len: usize,
+    stride: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
     k: u32,
     num_rows: usize,
     inner: usize,
@@ -436,14 +443,13 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
     if row >= num_rows {
         terminate!();
     }
-    top_k_of_row::<F, I, N>(
+    let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
+    let mut candidates = offer_row::<F, N, Array<Vector<F, N>>>(
         input,
-        values,
-        indices,
-        dim,
+        base,
+        stride,
+        len,
         k,
-        row,
-        inner,
         largest,
         units,
         vectors_per_unit,
@@ -452,46 +458,12 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         prime_batches,
         single_batch,
     );
-}
-
-/// The body of [`streaming_kernel()`] for `row`: every unit of the cube calls it.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-pub fn top_k_of_row<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    dim: usize,
-    k: u32,
-    row: usize,
-    inner: usize,
-    #[comptime] largest: bool,
-    #[comptime] units: usize,
-    #[comptime] vectors_per_unit: usize,
-    #[comptime] capacity: usize,
-    #[comptime] prime_per_unit: usize,
-    #[comptime] prime_batches: usize,
-    #[comptime] single_batch: bool,
-) {
-    let mut candidates = offer_row::<F, N>(
-        input,
-        dim,
-        k,
-        row,
-        largest,
-        units,
-        vectors_per_unit,
-        capacity,
-        prime_per_unit,
-        prime_batches,
-        single_batch,
-    );
-    write_top_k::<F, I, N>(
+    write_top_k::<F, I, N, Array<Vector<F, N>>, Array<F>, Array<I>>(
         &mut candidates,
         k,
         input,
-        row_offset(input, row, dim),
-        input.stride(dim),
+        base,
+        stride,
         values,
         indices,
         row,
@@ -501,15 +473,17 @@ pub fn top_k_of_row<F: Float, I: Int, N: Size>(
     );
 }
 
-/// A fresh buffer of `capacity` entries offered the whole of `row` ([`offer_range()`]): it holds
-/// the row's top-k, cut for [`order_top_k`](fn@crate::kernels::candidates::order_top_k).
+/// A fresh buffer of `capacity` entries offered the whole row of `len` elements at `base`
+/// (`stride` apart; [`offer_range()`]): it holds the row's top-k, cut for
+/// [`order_top_k`](fn@crate::kernels::candidates::order_top_k).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn offer_row<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    dim: usize,
+pub fn offer_row<F: Float, N: Size, L: List<Vector<F, N>>>(
+    input: &L,
+    base: usize,
+    stride: usize,
+    len: usize,
     k: u32,
-    row: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
@@ -519,13 +493,13 @@ pub fn offer_row<F: Float, N: Size>(
     #[comptime] single_batch: bool,
 ) -> Candidates {
     let mut candidates = Candidates::new(capacity, units);
-    offer_range::<F, N>(
+    offer_range::<F, N, L>(
         &mut candidates,
         input,
-        row_offset(input, row, dim),
-        input.stride(dim),
+        base,
+        stride,
         0usize,
-        input.shape(dim),
+        len,
         k,
         largest,
         units,

@@ -13,7 +13,7 @@ use crate::kernels::candidates::{
     Candidates, PADDING_INDEX, PADDING_KEY, beats, order_top_k, place_of, sort_in_planes,
     write_result, write_top_k_of_entries,
 };
-use crate::kernels::primitives::{cube_exclusive_sum, cube_tile, linear_unit, row_offset};
+use crate::kernels::primitives::{cube_exclusive_sum, cube_tile, linear_unit, mapped_row_offset};
 use crate::kernels::streaming::offer_range;
 use cubecl::prelude::*;
 
@@ -37,10 +37,14 @@ const BOUND_LISTS: usize = 64;
 // `kept` and `by_rank` are declared before the comptime branch that sets them.
 #[allow(clippy::too_many_arguments, unused_assignments)]
 pub fn tile_candidates_kernel<F: Float, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    candidate_keys: &mut Tensor<u32>,
-    candidate_indices: &mut Tensor<u32>,
-    dim: usize,
+    input: &Array<Vector<F, N>>,
+    candidate_keys: &mut Array<u32>,
+    candidate_indices: &mut Array<u32>,
+    len: usize,
+    stride: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
     k: u32,
     num_rows: usize,
     tile_width: usize,
@@ -54,15 +58,14 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     #[comptime] sorted: bool,
     #[define(F)] _dtype: StorageType,
 ) {
-    let (row, start, end) = cube_tile(input.shape(dim), tile_width);
+    let (row, start, end) = cube_tile(len, tile_width);
     if row >= num_rows {
         terminate!();
     }
     let cube = CUBE_POS;
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
+    let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let mut candidates = Candidates::new(capacity, units);
-    offer_range::<F, N>(
+    offer_range::<F, N, Array<Vector<F, N>>>(
         &mut candidates,
         input,
         base,
@@ -128,12 +131,15 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     clippy::manual_range_contains
 )]
 pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
-    input: &Tensor<Vector<F, N>>,
-    candidate_keys: &Tensor<u32>,
-    candidate_indices: &Tensor<u32>,
-    values: &mut Tensor<F>,
-    indices: &mut Tensor<I>,
-    dim: usize,
+    input: &Array<Vector<F, N>>,
+    candidate_keys: &Array<u32>,
+    candidate_indices: &Array<u32>,
+    values: &mut Array<F>,
+    indices: &mut Array<I>,
+    stride: usize,
+    group_rows: usize,
+    group_stride: usize,
+    row_stride: usize,
     k: u32,
     num_rows: usize,
     inner: usize,
@@ -151,8 +157,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         terminate!();
     }
     let unit = linear_unit();
-    let stride = input.stride(dim);
-    let base = row_offset(input, row, dim);
+    let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let k_len = k as usize;
     let candidates_per_row = lists * k_len;
     let first = row * candidates_per_row;
@@ -280,7 +285,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         }
         j = unit;
         while j < k_len {
-            write_result::<F, I, N>(
+            write_result::<F, I, N, Array<Vector<F, N>>, Array<F>, Array<I>>(
                 keys[source + j],
                 entry_indices[source + j],
                 j,
@@ -298,7 +303,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         }
     } else {
         let mut candidates = Candidates::new(capacity, units);
-        write_top_k_of_entries::<F, I, N>(
+        write_top_k_of_entries::<F, I, N, Array<u32>, Array<Vector<F, N>>, Array<F>, Array<I>>(
             &mut candidates,
             candidate_keys,
             candidate_indices,

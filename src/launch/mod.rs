@@ -591,11 +591,30 @@ impl RowMap {
     }
 }
 
+/// The input and the map of its rows along `dim` for kernels that take arrays; a permuted view
+/// whose rows have no map ([`RowMap::new`]) is copied contiguous first.
+pub(crate) fn mapped_rows<R: burn_cubecl::CubeRuntime>(
+    input: burn_cubecl::tensor::CubeTensor<R>,
+    dim: usize,
+) -> (burn_cubecl::tensor::CubeTensor<R>, RowMap) {
+    let map = |input: &burn_cubecl::tensor::CubeTensor<R>| {
+        RowMap::new(input.meta.shape(), input.meta.strides(), dim)
+    };
+    match map(&input) {
+        Some(rows) => (input, rows),
+        None => {
+            let input = burn_cubecl::kernel::into_contiguous(input);
+            let rows = map(&input).expect("a contiguous tensor's rows have a map");
+            (input, rows)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::RowMap;
 
-    /// The offset of each row by its coordinates, as the kernels' `row_offset` computes it.
+    /// The offset of each row by its coordinates, row-major over the dimensions other than `dim`.
     fn offsets(shape: &[usize], strides: &[usize], dim: usize) -> Vec<usize> {
         let rows: usize = shape.iter().product::<usize>() / shape[dim];
         (0..rows)

@@ -4,14 +4,13 @@
 //! pivot digit, a select over what passed).
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{RowMap, allocate_outputs, allocate_scratch, prime_per_unit, vectors_per_unit};
+use super::{allocate_outputs, allocate_scratch, mapped_rows, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::radix_select::{
     DIGIT_BINS, digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel,
     one_launch_kernel, radix_select_kernel, zero_counters_kernel,
 };
 use burn::tensor::DType;
-use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
@@ -145,6 +144,8 @@ fn launch_per_row<R: CubeRuntime>(
     if layout.rows == 0 {
         return (values, indices);
     }
+    let (input, rows) = mapped_rows(input, dim);
+    let stride = input.meta.strides()[dim];
     let (scratch_keys, scratch_indices) = allocate_scratch(&input, layout.rows, 2 * k);
     let client = input.client.clone();
     let dtypes = [input.dtype.into(), index_dtype.into()];
@@ -156,12 +157,16 @@ fn launch_per_row<R: CubeRuntime>(
             &client,
             cube_grid(layout.rows),
             CubeDim::new_1d(CUBE_UNITS),
-            input.into_tensor_arg(),
-            values.clone().into_tensor_arg(),
-            indices.clone().into_tensor_arg(),
-            scratch_keys.into_tensor_arg(),
-            scratch_indices.into_tensor_arg(),
-            dim,
+            input.into_array_arg(),
+            values.clone().into_array_arg(),
+            indices.clone().into_array_arg(),
+            scratch_keys.into_array_arg(),
+            scratch_indices.into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             layout.inner,
@@ -188,6 +193,8 @@ fn launch_one_launch<R: CubeRuntime>(
     if layout.rows == 0 {
         return (values, indices);
     }
+    let (input, rows) = mapped_rows(input, dim);
+    let stride = input.meta.strides()[dim];
     let client = input.client.clone();
     let width = vector_width(&input, dim);
     let (list_keys, list_indices) = allocate_scratch(&input, layout.rows, layout.len);
@@ -199,12 +206,16 @@ fn launch_one_launch<R: CubeRuntime>(
             cube_grid(layout.rows),
             CubeDim::new_1d(select.units as u32),
             width,
-            input.clone().into_tensor_arg(),
-            list_keys.into_tensor_arg(),
-            list_indices.into_tensor_arg(),
-            values.clone().into_tensor_arg(),
-            indices.clone().into_tensor_arg(),
-            dim,
+            input.clone().into_array_arg(),
+            list_keys.into_array_arg(),
+            list_indices.into_array_arg(),
+            values.clone().into_array_arg(),
+            indices.clone().into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             layout.inner,
@@ -238,17 +249,7 @@ fn launch_tiled<R: CubeRuntime>(
     if layout.rows == 0 {
         return (values, indices);
     }
-    // The fill, histogram and filter launches take arrays (no shape and stride upload per
-    // launch), so their rows are located by a map; a permuted view that has none is copied.
-    let map = |input: &CubeTensor<R>| RowMap::new(input.meta.shape(), input.meta.strides(), dim);
-    let (input, rows) = match map(&input) {
-        Some(rows) => (input, rows),
-        None => {
-            let input = into_contiguous(input);
-            let rows = map(&input).expect("a contiguous tensor's rows have a map");
-            (input, rows)
-        }
-    };
+    let (input, rows) = mapped_rows(input, dim);
     let stride = input.meta.strides()[dim];
     let client = input.client.clone();
     let width = vector_width(&input, dim);
@@ -332,13 +333,17 @@ fn launch_tiled<R: CubeRuntime>(
             cube_grid(layout.rows * rank_cubes),
             CubeDim::new_1d(select.units as u32),
             width,
-            input.clone().into_tensor_arg(),
-            counters.into_tensor_arg(),
-            list_keys.into_tensor_arg(),
-            list_indices.into_tensor_arg(),
-            values.clone().into_tensor_arg(),
-            indices.clone().into_tensor_arg(),
-            dim,
+            input.clone().into_array_arg(),
+            counters.into_array_arg(),
+            list_keys.into_array_arg(),
+            list_indices.into_array_arg(),
+            values.clone().into_array_arg(),
+            indices.clone().into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             layout.inner,

@@ -18,6 +18,7 @@ use crate::launch::{Plan, check_and_plan, processors, top_k};
 use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
 use cubecl::ir::HardwareProperties;
 use cubecl::prelude::*;
@@ -121,6 +122,17 @@ struct ParamSlots<R: CubeRuntime> {
     param_dtype: DType,
 }
 
+/// `tensor` with its elements in order from its first: the kernels take arrays (CubeCL uploads a
+/// tensor argument's shape and strides before every launch), so a strided view (a column of a
+/// matrix, a broadcast) is copied first.
+fn contiguous<R: CubeRuntime>(tensor: CubeTensor<R>) -> CubeTensor<R> {
+    if tensor.is_contiguous() {
+        tensor
+    } else {
+        into_contiguous(tensor)
+    }
+}
+
 fn param_slots<R: CubeRuntime>(
     input: &CubeTensor<R>,
     per_row: PerRowTensors<R>,
@@ -136,7 +148,7 @@ fn param_slots<R: CubeRuntime>(
     let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
         Some(tensor) => {
             flags |= flag;
-            tensor
+            contiguous(tensor)
         }
         None => empty_device_contiguous_dtype(
             input.client.clone(),
@@ -198,6 +210,7 @@ fn launch_kernel<R: CubeRuntime>(
         .map(|k| k.min(u32::MAX as usize) as u32)
         .unwrap_or(0);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
+    let (vocab, row_stride, stride) = row_layout(&input);
     // SAFETY: the kernel guards its own accesses (every index is bounded by
     // the row length, k or the per-row flags). A checked launch clamps each load, which makes
     // the load wait for its data at once (seen in the H100 profile).
@@ -206,15 +219,18 @@ fn launch_kernel<R: CubeRuntime>(
             &client,
             cube_grid(rows),
             CubeDim::new_1d(cube_dim),
-            input.into_tensor_arg(),
-            temperatures.into_tensor_arg(),
-            top_ks.into_tensor_arg(),
-            top_ps.into_tensor_arg(),
-            min_ps.into_tensor_arg(),
-            seeds.into_tensor_arg(),
-            tokens.into_tensor_arg(),
-            valid.into_tensor_arg(),
-            filtered.into_tensor_arg(),
+            input.into_array_arg(),
+            temperatures.into_array_arg(),
+            top_ks.into_array_arg(),
+            top_ps.into_array_arg(),
+            min_ps.into_array_arg(),
+            seeds.into_array_arg(),
+            tokens.into_array_arg(),
+            valid.into_array_arg(),
+            filtered.into_array_arg(),
+            vocab,
+            row_stride,
+            stride,
             scalars.temperature,
             top_k,
             scalars.top_p,
@@ -235,6 +251,12 @@ fn launch_kernel<R: CubeRuntime>(
             dtypes,
         )
     };
+}
+
+/// A `[rows, vocab]` input's row length, row stride and element stride, the kernels' view of it.
+fn row_layout<R: CubeRuntime>(input: &CubeTensor<R>) -> (usize, usize, usize) {
+    let strides = input.meta.strides();
+    (input.shape()[1], strides[0], strides[1])
 }
 
 /// Vector loads in flight per unit in the candidate kernel's read of the whole row.
@@ -277,6 +299,7 @@ fn launch_greedy<R: CubeRuntime>(
     let rows = input.shape()[0];
     let cube_dim = cube_units(&client.properties().hardware, rows, true);
     let width = vector_width(&input, 1);
+    let (vocab, row_stride, stride) = row_layout(&input);
     let dtypes = [input.dtype.into(), int_dtype.into()];
     // SAFETY: the kernel bounds every load by the row length and writes one token per row.
     unsafe {
@@ -288,9 +311,9 @@ fn launch_greedy<R: CubeRuntime>(
             input.clone().into_array_arg(),
             tokens.into_array_arg(),
             valid.into_array_arg(),
-            input.shape()[1],
-            input.meta.strides()[0],
-            input.meta.strides()[1],
+            vocab,
+            row_stride,
+            stride,
             rows,
             cube_dim,
             GREEDY_VECTORS,
@@ -416,6 +439,7 @@ fn sample_from_top_k<R: CubeRuntime>(
     let p_may_cut = scalars.top_p < 1.0 || flags & PER_ROW_TOP_P != 0;
     let full_pass = from_probs || (joint && p_may_cut && kept < vocab);
     let dtypes = [input.dtype.into(), param_dtype.into(), int_dtype.into()];
+    let (vocab, row_stride, stride) = row_layout(&input);
     if !full_pass && let Some(config) = fused_config(&input, layout, plan, kept) {
         let params = KernelParams::new(&input, 1, layout, kept, config);
         // SAFETY: the kernel guards its own accesses (every index is bounded by the row length,
@@ -426,13 +450,16 @@ fn sample_from_top_k<R: CubeRuntime>(
                 cube_grid(rows),
                 CubeDim::new_1d(config.units as u32),
                 params.width,
-                input.into_tensor_arg(),
-                temperatures.into_tensor_arg(),
-                top_ps.into_tensor_arg(),
-                min_ps.into_tensor_arg(),
-                seeds.into_tensor_arg(),
-                tokens.into_tensor_arg(),
-                valid.into_tensor_arg(),
+                input.into_array_arg(),
+                temperatures.into_array_arg(),
+                top_ps.into_array_arg(),
+                min_ps.into_array_arg(),
+                seeds.into_array_arg(),
+                tokens.into_array_arg(),
+                valid.into_array_arg(),
+                vocab,
+                row_stride,
+                stride,
                 scalars.temperature,
                 scalars.top_p,
                 scalars.min_p,
@@ -456,6 +483,8 @@ fn sample_from_top_k<R: CubeRuntime>(
         return;
     }
     let (values, indices) = top_k(input.clone(), kept, 1, layout, plan, true, int_dtype);
+    // The candidate kernel reads them as `[rows, kept]` arrays.
+    let (values, indices) = (contiguous(values), contiguous(indices));
 
     let cube_dim = cube_units(&hardware, rows, full_pass);
     let per_unit = kept.div_ceil(cube_dim) as u32;
@@ -473,15 +502,18 @@ fn sample_from_top_k<R: CubeRuntime>(
             cube_grid(rows),
             CubeDim::new_1d(cube_dim as u32),
             width,
-            values.into_tensor_arg(),
-            indices.into_tensor_arg(),
-            input.into_tensor_arg(),
-            temperatures.into_tensor_arg(),
-            top_ps.into_tensor_arg(),
-            min_ps.into_tensor_arg(),
-            seeds.into_tensor_arg(),
-            tokens.into_tensor_arg(),
-            valid.into_tensor_arg(),
+            values.into_array_arg(),
+            indices.into_array_arg(),
+            input.into_array_arg(),
+            temperatures.into_array_arg(),
+            top_ps.into_array_arg(),
+            min_ps.into_array_arg(),
+            seeds.into_array_arg(),
+            tokens.into_array_arg(),
+            valid.into_array_arg(),
+            vocab,
+            row_stride,
+            stride,
             scalars.temperature,
             scalars.top_p,
             scalars.min_p,

@@ -1,6 +1,8 @@
 //! Host side of [`crate::kernels::streaming`]: one cube per row, one launch.
 
-use super::{allocate_outputs, prime_batches, prime_per_unit, processors, vectors_per_unit};
+use super::{
+    allocate_outputs, mapped_rows, prime_batches, prime_per_unit, processors, vectors_per_unit,
+};
 use crate::error::RowLayout;
 use crate::kernels::streaming::streaming_kernel;
 use burn::tensor::DType;
@@ -52,6 +54,8 @@ pub(crate) fn launch<R: CubeRuntime>(
     if layout.rows == 0 {
         return (values, indices);
     }
+    let (input, rows) = mapped_rows(input, dim);
+    let stride = input.meta.strides()[dim];
     let client = input.client.clone();
     let params = KernelParams::new(&input, dim, layout, k, config);
     let dtypes = [input.dtype.into(), index_dtype.into()];
@@ -64,10 +68,14 @@ pub(crate) fn launch<R: CubeRuntime>(
             cube_grid(layout.rows),
             CubeDim::new_1d(config.units as u32),
             params.width,
-            input.into_tensor_arg(),
-            values.clone().into_tensor_arg(),
-            indices.clone().into_tensor_arg(),
-            dim,
+            input.into_array_arg(),
+            values.clone().into_array_arg(),
+            indices.clone().into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             layout.inner,

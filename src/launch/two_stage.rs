@@ -3,7 +3,8 @@
 
 use super::streaming::{self, cube_grid, vector_width};
 use super::{
-    allocate_outputs, allocate_scratch, prime_batches, prime_per_unit, processors, vectors_per_unit,
+    allocate_outputs, allocate_scratch, mapped_rows, prime_batches, prime_per_unit, processors,
+    vectors_per_unit,
 };
 use crate::error::RowLayout;
 use crate::kernels::two_stage::{
@@ -46,6 +47,8 @@ pub(crate) fn launch<R: CubeRuntime>(
     if layout.rows == 0 {
         return (values, indices);
     }
+    let (input, rows) = mapped_rows(input, dim);
+    let stride = input.meta.strides()[dim];
     let client = input.client.clone();
     let width = vector_width(&input, dim);
     // Tiles start on whole vectors.
@@ -67,10 +70,14 @@ pub(crate) fn launch<R: CubeRuntime>(
             cube_grid(layout.rows * tiles),
             CubeDim::new_1d(config.tile.units as u32),
             width,
-            input.clone().into_tensor_arg(),
-            candidate_keys.clone().into_tensor_arg(),
-            candidate_indices.clone().into_tensor_arg(),
-            dim,
+            input.clone().into_array_arg(),
+            candidate_keys.clone().into_array_arg(),
+            candidate_indices.clone().into_array_arg(),
+            layout.len,
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             tile_width,
@@ -100,12 +107,15 @@ pub(crate) fn launch<R: CubeRuntime>(
             cube_grid(layout.rows),
             CubeDim::new_1d(config.merge.units as u32),
             width,
-            input.clone().into_tensor_arg(),
-            candidate_keys.into_tensor_arg(),
-            candidate_indices.into_tensor_arg(),
-            values.clone().into_tensor_arg(),
-            indices.clone().into_tensor_arg(),
-            dim,
+            input.clone().into_array_arg(),
+            candidate_keys.into_array_arg(),
+            candidate_indices.into_array_arg(),
+            values.clone().into_array_arg(),
+            indices.clone().into_array_arg(),
+            stride,
+            rows.group_rows,
+            rows.group_stride,
+            rows.row_stride,
             k as u32,
             layout.rows,
             layout.inner,

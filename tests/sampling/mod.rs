@@ -1400,6 +1400,39 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
         let contiguous = tokens_and_validity::<B>(&values, rows, &params, device).0;
         assert_eq!(fast, contiguous, "transposed input");
     }
+    // Per-row parameters given as broadcast views (stride 0) of one value, on the transposed
+    // input: the kernels read arrays, so such views are copied in order first. Both kernels: a
+    // per-row k takes the one-launch kernel, a batch k the fast path.
+    // The same parameters from per-row tensors made by `float` and `int`.
+    let per_row = |float: &dyn Fn(f32) -> Tensor<B, 1>, int: &dyn Fn(i64) -> Tensor<B, 1, Int>| {
+        [
+            SamplingParams::new()
+                .top_k_per_row(int(40))
+                .top_p_per_row(float(0.3))
+                .min_p_per_row(float(0.01))
+                .temperature_per_row(float(0.8))
+                .seed_per_row(int(9)),
+            SamplingParams::new()
+                .top_k(40)
+                .top_p_per_row(float(0.3))
+                .temperature_per_row(float(0.8))
+                .seed_per_row(int(9)),
+        ]
+    };
+    let views = per_row(&|v| floats::<B>(vec![v], device).expand([rows]), &|v| {
+        ints::<B>(vec![v], device).expand([rows])
+    });
+    let lists = per_row(&|v| floats::<B>(vec![v; rows], device), &|v| {
+        ints::<B>(vec![v; rows], device)
+    });
+    for (view, list) in views.iter().zip(&lists) {
+        let from_views = to_vec_i64(transposed().sample(view));
+        let from_lists = tokens_and_validity::<B>(&values, rows, list, device).0;
+        assert_eq!(
+            from_views, from_lists,
+            "per-row parameters as broadcast views"
+        );
+    }
 
     // From probabilities (the row is read again for negative values), with an invalid row.
     let (rows, vocab) = (3usize, 1003usize);
