@@ -451,6 +451,50 @@ fn kernel_family_shapes() {
     );
 }
 
+/// More rows than one axis of a launch grid holds (65535 cubes): the cubes of one-cube-per-row
+/// kernels spill onto the grid's second axis, and each must still find its own row.
+#[test]
+fn rows_beyond_one_grid_axis() {
+    let device = gpu_device();
+    let mut rng = rng("many rows");
+    let (rows, len) = (70000usize, 40usize);
+    let values = random_values(&mut rng, rows * len);
+    // Lavapipe runs 70000 cubes slowly (seconds per launch, and Auto times a dozen candidates):
+    // there, one kernel per launch path, the streaming kernel and radix select.
+    let cases: Vec<(&str, Strategy, usize)> = if cfg!(feature = "cuda") {
+        strategies()
+            .into_iter()
+            .flat_map(|(name, strategy)| [(name, strategy, 1), (name, strategy, len)])
+            .collect()
+    } else {
+        vec![
+            ("streaming", Strategy::streaming(), 1),
+            ("radix", Strategy::RadixSelect, len),
+        ]
+    };
+    for (name, strategy, k) in cases {
+        let started = std::time::Instant::now();
+        check_tensor(
+            tensor::<Fused, 2>(values.clone(), [rows, len], &device),
+            k,
+            1,
+            TopKOptions::largest().with_strategy(strategy),
+            &format!("{name}: {rows}x{len} k={k}"),
+        );
+        println!("{name} k={k}: {:.1} s", started.elapsed().as_secs_f32());
+    }
+    if cfg!(feature = "cuda") {
+        // The same rows as columns: the rows run along dimension 0, `len` apart.
+        check_tensor(
+            tensor::<Fused, 2>(values, [len, rows], &device),
+            3,
+            0,
+            TopKOptions::largest(),
+            &format!("{rows} columns of {len}"),
+        );
+    }
+}
+
 /// Burn's own sort is not stable, so it is compared on distinct values only.
 #[test]
 fn burn_builtin_strategy() {
@@ -594,6 +638,54 @@ fn strategy_env_child() {
 /// Which runtime and adapter the tests run on: `--nocapture` prints it (the GPU machine's log
 /// shows the wgpu tests on the NVIDIA Vulkan driver at plane size 32, CI's on lavapipe at 8 and
 /// 16). With `BURN_TOPK_EXPECT_PLANE_SIZE` set, the plane size must be that.
+/// `examples/generate.rs` writes the same text on every run with its default seed (issue 5).
+/// Runs the example binary that `cargo test` builds beside this one (or the one
+/// `BURN_TOPK_GENERATE_BIN` names, as on the GPU machine) twice, for a short text per mode.
+#[test]
+fn generate_is_reproducible() {
+    let binary = std::env::var_os("BURN_TOPK_GENERATE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+            profile_dir
+                .join("examples")
+                .join(format!("generate{}", std::env::consts::EXE_SUFFIX))
+        });
+    assert!(
+        binary.exists(),
+        "no example binary at {} (`cargo test` builds it; `--test topk` alone does not: run \
+         `cargo build --release --example generate`, or set BURN_TOPK_GENERATE_BIN)",
+        binary.display()
+    );
+    let run = || {
+        let output = std::process::Command::new(&binary)
+            .args(["--chars", "40"])
+            .output()
+            .expect("spawn the example");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "the example failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Everything but the timings: "[mode] (0.12 s)" and the training's ", 0.3 s".
+        stdout
+            .lines()
+            .map(|line| match line.find(" (") {
+                Some(at) if line.starts_with('[') => &line[..at],
+                _ if line.starts_with("trained") => line.rsplit_once(", ").map_or(line, |(l, _)| l),
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = run();
+    let modes = first.lines().filter(|line| line.starts_with('[')).count();
+    assert_eq!(modes, 7, "one text per sampling mode:\n{first}");
+    assert_eq!(first, run(), "a second run of the example wrote other text");
+}
+
 #[test]
 fn runtime_report() {
     use cubecl::Runtime;
