@@ -5,8 +5,9 @@
 #   bash benches/gpu.sh tests      # the CUDA test binary in parallel groups (one process each,
 #                                  # its own autotune cache), the example, and the wgpu test
 #                                  # binary through Vulkan if .gpu/wgpu-test-topk and .gl are carried
-#   bash benches/gpu.sh bench      # top-k bench (STRATEGIES, default auto; SHAPES B:V:K,... or the
-#                                  # whole grid) + torch.topk on the same shapes + the table
+#   bash benches/gpu.sh bench      # top-k bench (STRATEGIES, default auto; SHAPES B:V:K,... in DTYPE,
+#                                  # default f32, or the whole grid) + torch.topk on the same shapes
+#                                  # + the table
 #   bash benches/gpu.sh ab         # same-call A/B of .gpu/bench-topk-<side> for SIDES (default
 #                                  # "base new"; ROUNDS, STRATEGIES, SHAPES): best round, side by side
 #   bash benches/gpu.sh autotune   # autotune bench: every candidate next to the pick (AUTOTUNE_TIMEOUT)
@@ -37,7 +38,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=c
 summary="$OUT/summary.txt"
 mode=${1:-tests}
 shapes_arg=()
-[[ -n ${SHAPES:-} ]] && shapes_arg=(--shapes "$SHAPES")
+[[ -n ${SHAPES:-} ]] && shapes_arg=(--shapes "$SHAPES" --dtype "${DTYPE:-f32}")
 
 # Runs test binary $1 with filters $3.. in a directory of its own (group name $2), in the
 # background: each group is a process with its own CUDA context, NVRTC compilations and autotune
@@ -53,6 +54,8 @@ test_group() {
 case $mode in
   tests)
     t=.gpu/test-topk
+    # generate_is_reproducible runs the example (bundle it: BUNDLE_EXAMPLES=1).
+    export BURN_TOPK_GENERATE_BIN=$repo/.gpu/example-generate
     test_group $t family kernel_family_shapes
     test_group $t matrix fused_matrix
     test_group $t rows priming_and_overflow radix_select_by_digit row_alone

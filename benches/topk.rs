@@ -1,8 +1,9 @@
 //! Times every top-k strategy on a grid of shapes: device time and host wall time per call.
 //!
 //! `cargo bench --bench topk -- [--quick] [--strategies auto,streaming,two-stage,radix,burn]
-//! [--shapes B:V:K,...] [--csv FILE]` on the runtime the features select (CUDA with
-//! `--features cuda`, else wgpu). `--shapes` replaces the grid with the listed f32 shapes. A
+//! [--shapes B:V:K,...] [--dtype f32|bf16|f16] [--csv FILE]` on the runtime the features select
+//! (CUDA with `--features cuda`, else wgpu). `--shapes` replaces the grid with the listed shapes,
+//! in `--dtype` (f32 unless given). A
 //! strategy name may carry tuning after slashes: `streaming/p=16/v=8` (planes per cube, vectors
 //! per unit), `two-stage/w=8192/p=8` (tile width, planes per cube).
 //!
@@ -27,6 +28,8 @@ struct Args {
     quick: bool,
     strategies: Vec<(String, Strategy)>,
     shapes: Option<Vec<(usize, usize, usize)>>,
+    /// The dtype of the listed shapes.
+    dtype: DType,
     csv: Option<String>,
 }
 
@@ -58,12 +61,21 @@ fn args() -> Args {
     let mut names = "auto,streaming,two-stage,radix".to_string();
     let mut csv = None;
     let mut shapes = None;
+    let mut dtype = DType::F32;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--strategies" => names = it.next().expect("--strategies LIST"),
             "--csv" => csv = it.next(),
+            "--dtype" => {
+                dtype = match it.next().as_deref() {
+                    Some("f32") => DType::F32,
+                    Some("bf16") => DType::BF16,
+                    Some("f16") => DType::F16,
+                    other => panic!("--dtype takes f32, bf16 or f16, got {other:?}"),
+                }
+            }
             "--shapes" => {
                 let list = it.next().expect("--shapes B:V:K,...");
                 shapes = Some(
@@ -90,6 +102,7 @@ fn args() -> Args {
         quick,
         strategies,
         shapes,
+        dtype,
         csv,
     }
 }
@@ -127,7 +140,7 @@ fn main() {
             for &(batch, vocab, k) in shapes {
                 match groups.iter_mut().find(|g| g.1 == batch && g.2 == vocab) {
                     Some(group) => group.3.push(k),
-                    None => groups.push((DType::F32, batch, vocab, vec![k])),
+                    None => groups.push((args.dtype, batch, vocab, vec![k])),
                 }
             }
             groups

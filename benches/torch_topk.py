@@ -1,6 +1,6 @@
 """Times torch.topk on the grid of benches/topk.rs, both ways, for a side-by-side ratio.
 
-    python3 benches/torch_topk.py [--quick] [--csv FILE]
+    python3 benches/torch_topk.py [--quick] [--shapes B:V:K,...] [--dtype f32|bf16|f16] [--csv FILE]
 
 - device time: `n` calls queued behind `torch.cuda._sleep` (so host launch gaps are hidden),
   timed with CUDA events; median of several samples, per call;
@@ -36,7 +36,9 @@ def main():
         batches = sorted({b for b, _, _ in wanted})
         vocabs = sorted({v for _, v, _ in wanted})
         ks = sorted({k for _, _, k in wanted})
-        dtypes = [torch.float32]
+        names = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+        dtype = sys.argv[sys.argv.index("--dtype") + 1] if "--dtype" in sys.argv else "f32"
+        dtypes = [names[dtype]]
     rows = ["dtype,batch,vocab,k,strategy,device_us,wall_us,host_us"]
     print(f"{'dtype':>5} {'b':>4} {'V':>8} {'k':>5} {'device µs':>10} {'wall µs':>10} {'host µs':>10}")
     for dtype in dtypes:
@@ -81,7 +83,7 @@ def main():
                     host_us = (time.perf_counter() - t0) * 1e6 / loops
                     torch.cuda.synchronize()
                     wall_us = (time.perf_counter() - t0) * 1e6 / loops
-                    dt = "f32" if dtype == torch.float32 else "bf16"
+                    dt = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}[dtype]
                     print(f"{dt:>5} {batch:>4} {vocab:>8} {k:>5} {device_us:>10.1f} {wall_us:>10.1f} {host_us:>10.1f}")
                     rows.append(f"{dt},{batch},{vocab},{k},torch,{device_us:.2f},{wall_us:.2f},{host_us:.2f}")
                 del data, inputs
