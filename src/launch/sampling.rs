@@ -122,17 +122,6 @@ struct ParamSlots<R: CubeRuntime> {
     param_dtype: DType,
 }
 
-/// `tensor` with its elements in order from its first: the kernels take arrays (CubeCL uploads a
-/// tensor argument's shape and strides before every launch), so a strided view (a column of a
-/// matrix, a broadcast) is copied first.
-fn contiguous<R: CubeRuntime>(tensor: CubeTensor<R>) -> CubeTensor<R> {
-    if tensor.is_contiguous() {
-        tensor
-    } else {
-        into_contiguous(tensor)
-    }
-}
-
 fn param_slots<R: CubeRuntime>(
     input: &CubeTensor<R>,
     per_row: PerRowTensors<R>,
@@ -148,7 +137,8 @@ fn param_slots<R: CubeRuntime>(
     let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
         Some(tensor) => {
             flags |= flag;
-            contiguous(tensor)
+            // The kernels read `[row]` of an array: a strided or broadcast view is copied in order.
+            into_contiguous(tensor)
         }
         None => empty_device_contiguous_dtype(
             input.client.clone(),
@@ -484,7 +474,7 @@ fn sample_from_top_k<R: CubeRuntime>(
     }
     let (values, indices) = top_k(input.clone(), kept, 1, layout, plan, true, int_dtype);
     // The candidate kernel reads them as `[rows, kept]` arrays.
-    let (values, indices) = (contiguous(values), contiguous(indices));
+    let (values, indices) = (into_contiguous(values), into_contiguous(indices));
 
     let cube_dim = cube_units(&hardware, rows, full_pass);
     let per_unit = kept.div_ceil(cube_dim) as u32;
