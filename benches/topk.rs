@@ -5,7 +5,8 @@
 //! (CUDA with `--features cuda`, else wgpu). `--shapes` replaces the grid with the listed shapes,
 //! in `--dtype` (f32 unless given). A
 //! strategy name may carry tuning after slashes: `streaming/p=16/v=8` (planes per cube, vectors
-//! per unit), `two-stage/w=8192/p=8` (tile width, planes per cube).
+//! per unit), `two-stage/w=8192/p=8` (tile width, planes per cube), `radix/d=10/w=16384/p=8`
+//! (digit bits, tile width, planes per cube).
 //!
 //! - device time: the GPU time of `n` calls queued behind a ~1 ms busy kernel (so host launch
 //!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
@@ -15,7 +16,7 @@
 //! - GB/s counts the input bytes read once; % copy compares with a measured device copy.
 
 use burn::tensor::{DType, Distribution, Tensor};
-use burn_topk::options::{StreamingParams, TwoStageParams};
+use burn_topk::options::{RadixSelectParams, StreamingParams, TwoStageParams};
 use burn_topk::{Strategy, TopKExt, TopKOptions};
 use cubecl::Runtime;
 use std::time::{Duration, Instant};
@@ -49,6 +50,11 @@ fn parse_strategy(spec: &str) -> Strategy {
             vectors_per_unit: get("v").map(|v| v as u32),
         }),
         Strategy::TwoStage(_) => Strategy::TwoStage(TwoStageParams {
+            tile_width: get("w"),
+            planes_per_cube: get("p").map(|p| p as u32),
+        }),
+        Strategy::RadixSelect(_) => Strategy::RadixSelect(RadixSelectParams {
+            digit_bits: get("d").map(|d| d as u32),
             tile_width: get("w"),
             planes_per_cube: get("p").map(|p| p as u32),
         }),

@@ -174,7 +174,7 @@ pub fn candidates(hardware: &HardwareProperties) -> Vec<Candidate> {
     }
     list.push(Candidate {
         name: "radix".into(),
-        strategy: Strategy::RadixSelect,
+        strategy: Strategy::radix_select(),
     });
     list
 }
@@ -231,10 +231,10 @@ impl PlausibleRule {
         let processors = launch::processors(&self.hardware);
         let units = |planes: Option<u32>| planes.unwrap_or(1) as usize * plane;
         match strategy {
-            _ if key.k > STREAMING_MAX_K => strategy == Strategy::RadixSelect,
+            _ if key.k > STREAMING_MAX_K => matches!(strategy, Strategy::RadixSelect(_)),
             // One cube per row, radix select is 5–10× slower than the candidate buffer wherever
             // that fits; tiled, it may win on a few long rows, or at large k.
-            Strategy::RadixSelect => {
+            Strategy::RadixSelect(_) => {
                 launch::radix_select_by_digit(&self.hardware, key.rows, key.len, key.k)
                     && (key.rows * 2 <= processors || key.k >= RADIX_MANY_ROWS_MIN_K)
             }
@@ -353,7 +353,7 @@ fn new_device_tuner<R: CubeRuntime>(hardware: &HardwareProperties, id: &str) -> 
             let rule = rule.clone();
             move |key| if rule.admits(strategy, key) { 1 } else { -1 }
         });
-        if strategy == Strategy::RadixSelect {
+        if matches!(strategy, Strategy::RadixSelect(_)) {
             tunable = tunable.group(&fallback, |_| 1);
         }
         set = set.with(tunable);
@@ -377,7 +377,7 @@ fn measure_sample_runs<R: CubeRuntime>(
         .candidates
         .iter()
         .find(|c| device.rule.admits(c.strategy, key))
-        .map_or(Strategy::RadixSelect, |c| c.strategy);
+        .map_or(Strategy::radix_select(), |c| c.strategy);
     let (tensor, k, dim, largest, index_dtype) = inputs.clone();
     let client = tensor.client.clone();
     // `times` back-to-back runs and one synchronisation; false if any failed.
@@ -440,7 +440,7 @@ fn run<R: CubeRuntime>(
         (strategy, plan),
         (Strategy::Streaming(_), Plan::Streaming(_))
             | (Strategy::TwoStage(_), Plan::TwoStage(_))
-            | (Strategy::RadixSelect, Plan::RadixSelect(_))
+            | (Strategy::RadixSelect(_), Plan::RadixSelect(_))
             | (Strategy::Heuristic, _)
     );
     if !matches || matches!(plan, Plan::BurnBuiltin | Plan::Autotune) {

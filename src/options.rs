@@ -46,7 +46,7 @@ pub enum Strategy {
     /// the counters and three launches). Otherwise one cube per row finds the k-th key digit by
     /// digit, gathers everything above it plus the first ties by index, and sorts the k results
     /// (one launch).
-    RadixSelect,
+    RadixSelect(RadixSelectParams),
     /// Burn's own `sort_with_indices` and a slice, for comparison. Burn's sort is not stable, so
     /// equal values may come in another order than the other strategies give.
     BurnBuiltin,
@@ -71,6 +71,11 @@ impl Strategy {
         Self::TwoStage(TwoStageParams::default())
     }
 
+    /// [`Strategy::RadixSelect`] with its parameters chosen per call.
+    pub fn radix_select() -> Self {
+        Self::RadixSelect(RadixSelectParams::default())
+    }
+
     /// Parses a `BURN_TOPK_STRATEGY` value (one of [`STRATEGY_NAMES`]).
     pub fn from_name(name: &str) -> Result<Self, TopKError> {
         match name.trim().to_ascii_lowercase().as_str() {
@@ -78,7 +83,7 @@ impl Strategy {
             "heuristic" => Ok(Self::Heuristic),
             "streaming" => Ok(Self::streaming()),
             "two-stage" | "two_stage" => Ok(Self::two_stage()),
-            "radix" | "radix-select" => Ok(Self::RadixSelect),
+            "radix" | "radix-select" => Ok(Self::radix_select()),
             "burn" => Ok(Self::BurnBuiltin),
             _ => Err(TopKError::UnknownStrategy {
                 name: name.to_string(),
@@ -118,11 +123,55 @@ pub struct TwoStageParams {
     pub planes_per_cube: Option<u32>,
 }
 
+/// Tuning of [`Strategy::RadixSelect`]; `None` lets the crate choose, by the shape, among its
+/// three forms: one cube per row pass by pass, one cube per row in one launch, or tiled.
+///
+/// ```
+/// use burn_topk::options::RadixSelectParams;
+/// use burn_topk::{Strategy, TopKOptions};
+/// // The tiled form, tiles of 16k elements, counting the keys' top 10 bits.
+/// let tiled = Strategy::RadixSelect(RadixSelectParams {
+///     tile_width: Some(16 * 1024),
+///     digit_bits: Some(10),
+///     planes_per_cube: None,
+/// });
+/// let options = TopKOptions::largest().with_strategy(tiled);
+/// assert_ne!(options.strategy, Strategy::radix_select());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RadixSelectParams {
+    /// Bits of the digit each histogram counts, from [`RADIX_DIGIT_BITS_MIN`] to
+    /// [`RADIX_DIGIT_BITS_MAX`]. Tiled, the one digit is the keys' top `digit_bits` bits (12 by
+    /// default): fewer make a smaller histogram but pass more entries to the list. Pass by pass,
+    /// the k-th key is found ⌈32 / `digit_bits`⌉ digits at a time (8 by default): more bits,
+    /// fewer passes over the row. The one-launch form counts 11 bits (its candidate buffer's
+    /// histogram), so it runs only where this is `None` or 11.
+    pub digit_bits: Option<u32>,
+    /// Elements per tile: asks for the tiled form (a histogram over tiles of the row, a filter,
+    /// a select), rounded up to whole vectors; an error where that form cannot run (its last
+    /// launch needs a candidate buffer of 2k entries in a cube). `None`: tiled only for rows of
+    /// 16k elements or more that the one-launch form does not take, in tiles of about two cubes
+    /// per processor.
+    pub tile_width: Option<usize>,
+    /// Planes per cube of the kernels that read the rows. Pass by pass, any count up to the
+    /// device's limit (256 units by default); tiled, a power-of-two count of units from 64 to
+    /// the device's limit and the histogram's bins (512 units by default, where the device
+    /// allows); in one launch, as [`StreamingParams::planes_per_cube`].
+    pub planes_per_cube: Option<u32>,
+}
+
+/// The fewest bits [`RadixSelectParams::digit_bits`] takes.
+pub const RADIX_DIGIT_BITS_MIN: u32 = 8;
+
+/// The most bits [`RadixSelectParams::digit_bits`] takes: a 4096-bin histogram, 16 KiB of shared
+/// memory.
+pub const RADIX_DIGIT_BITS_MAX: u32 = 12;
+
 /// Options of [`TopKExt::try_top_k_with`](crate::TopKExt::try_top_k_with).
 ///
 /// ```
 /// use burn_topk::{Strategy, TopKOptions};
-/// let smallest = TopKOptions::smallest().with_strategy(Strategy::RadixSelect);
+/// let smallest = TopKOptions::smallest().with_strategy(Strategy::radix_select());
 /// assert!(!smallest.largest);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

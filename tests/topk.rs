@@ -5,7 +5,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
-use burn_topk::options::{StreamingParams, TwoStageParams};
+use burn_topk::options::{RadixSelectParams, StreamingParams, TwoStageParams};
 use burn_topk::{Strategy, TopKBackend, TopKError, TopKExt, TopKOptions, reference};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -351,7 +351,7 @@ fn strategies() -> Vec<(&'static str, Strategy)> {
                 planes_per_cube: None,
             }),
         ),
-        ("radix", Strategy::RadixSelect),
+        ("radix", Strategy::radix_select()),
     ]
 }
 
@@ -469,7 +469,7 @@ fn rows_beyond_one_grid_axis() {
     } else {
         vec![
             ("streaming", Strategy::streaming(), 1),
-            ("radix", Strategy::RadixSelect, len),
+            ("radix", Strategy::radix_select(), len),
         ]
     };
     for (name, strategy, k) in cases {
@@ -522,7 +522,7 @@ fn burn_builtin_strategy() {
 #[test]
 fn strategy_names_and_params() {
     assert_eq!(Strategy::from_name("two-stage"), Ok(Strategy::two_stage()));
-    assert_eq!(Strategy::from_name("Radix"), Ok(Strategy::RadixSelect));
+    assert_eq!(Strategy::from_name("Radix"), Ok(Strategy::radix_select()));
     assert_eq!(Strategy::from_name("burn"), Ok(Strategy::BurnBuiltin));
     assert_eq!(Strategy::from_name("auto"), Ok(Strategy::Auto));
     assert_eq!(Strategy::from_name("heuristic"), Ok(Strategy::Heuristic));
@@ -604,7 +604,7 @@ fn strategy_env_child() {
     let mut rng = rng("strategy env");
     let values = random_values(&mut rng, 2 * 3000);
     let rows = || tensor::<Fused, 2>(values.clone(), [2, 3000], &device);
-    let explicit = TopKOptions::largest().with_strategy(Strategy::RadixSelect);
+    let explicit = TopKOptions::largest().with_strategy(Strategy::radix_select());
     check_tensor(rows(), 5, 1, explicit, "explicit radix");
     if name == "bogus" {
         let unknown = Some(TopKError::UnknownStrategy { name: name.clone() });
@@ -931,7 +931,7 @@ fn radix_select_by_digit() {
     let mut rng = rng("radix tiled");
     let radix = |largest| TopKOptions {
         largest,
-        strategy: Strategy::RadixSelect,
+        strategy: Strategy::radix_select(),
     };
     // In one launch (rows of at most 32k, k up to a 16th of them): one row (lavapipe, which
     // reports no processor count, is taken for 16), three on the H200 (132 processors); tiled:
@@ -1014,4 +1014,114 @@ fn radix_select_by_digit() {
     let permuted = tensor::<Plain, 4>(random_values(&mut rng, 12 * len), [2, 3, 2, len], &device)
         .permute([2, 1, 0, 3]);
     check_tensor(permuted, 500, 3, radix(false), "radix: a permuted 4-d view");
+}
+
+/// Radix select's explicit parameters: every digit width on the pass-by-pass form (short rows)
+/// and on the tiled form (asked for by a tile width, rows longer and shorter than 16k, tiles not
+/// multiples of the vectors), small explicit cubes on both, and typed errors for what no form
+/// takes.
+#[test]
+fn radix_select_params() {
+    use cubecl::Runtime;
+    let device = gpu_device();
+    let plane = gpu::Rt::client(&device)
+        .properties()
+        .hardware
+        .plane_size_max;
+    let mut rng = rng("radix params");
+    let radix = |largest, digit_bits, tile_width, planes_per_cube| TopKOptions {
+        largest,
+        strategy: Strategy::RadixSelect(RadixSelectParams {
+            digit_bits,
+            tile_width,
+            planes_per_cube,
+        }),
+    };
+    let data = |rng: &mut StdRng, n: usize| {
+        [
+            ("random", random_values(rng, n)),
+            ("ties", few_values(rng, n)),
+            ("specials", specials(rng, n)),
+        ]
+    };
+    // Pass by pass: digits of 9 to 12 bits (3 or 4 passes, the last one narrower; 8 is the
+    // default, which other tests run), in the default cube and in one of three planes (a count
+    // of units that is no power of two).
+    let (rows, len) = (2usize, 5000usize);
+    for (name, values) in data(&mut rng, rows * len) {
+        for (bits, planes) in [(9, Some(3)), (11, None), (12, Some(3))] {
+            for k in [77, len] {
+                for largest in [true, false] {
+                    check_tensor(
+                        tensor::<Fused, 2>(values.clone(), [rows, len], &device),
+                        k,
+                        1,
+                        radix(largest, Some(bits), None, planes),
+                        &format!("per row: {name} {bits} bits {planes:?} planes k={k} {largest}"),
+                    );
+                }
+            }
+        }
+    }
+    // Tiled: top digits of 8 to 12 bits (12, the default, only in a cube of 64 units), in the
+    // default cube and in one of 64 units.
+    let units_64 = 64 / plane;
+    for (rows, len, tile_width) in [(2usize, 20000usize, 3001usize), (3, 1000, 256)] {
+        for (name, values) in data(&mut rng, rows * len) {
+            for (bits, planes) in [(8, None), (10, Some(units_64)), (12, Some(units_64))] {
+                for k in [333, 1000.min(len)] {
+                    for largest in [true, false] {
+                        check_tensor(
+                            tensor::<Fused, 2>(values.clone(), [rows, len], &device),
+                            k,
+                            1,
+                            radix(largest, Some(bits), Some(tile_width), planes),
+                            &format!(
+                                "tiled: {name} {rows}x{len} tiles of {tile_width} {bits} bits \
+                                 {planes:?} planes k={k} {largest}"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let t = |len: usize| tensor::<Fused, 2>(vec![1.0; 2 * len], [2, len], &device);
+    for (what, len, k, options) in [
+        ("7-bit digits", 5000, 3, radix(true, Some(7), None, None)),
+        ("13-bit digits", 5000, 3, radix(true, Some(13), None, None)),
+        (
+            "a tile width of 0",
+            20000,
+            3,
+            radix(true, None, Some(0), None),
+        ),
+        (
+            "too many planes",
+            5000,
+            3,
+            radix(true, None, None, Some(1 << 20)),
+        ),
+        // Tiled cubes hold a power-of-two count of units.
+        (
+            "three planes, tiled",
+            20000,
+            3,
+            radix(true, None, Some(4096), Some(3)),
+        ),
+        // Tiled, the last launch needs a candidate buffer of 2k entries in a cube.
+        (
+            "k = length, tiled",
+            20000,
+            20000,
+            radix(true, None, Some(4096), None),
+        ),
+    ] {
+        let result = t(len).try_top_k_with(k, 1, options);
+        assert!(
+            matches!(result, Err(TopKError::InvalidParams { .. })),
+            "{what}: {:?}",
+            result.map(|_| ())
+        );
+    }
 }

@@ -3,8 +3,9 @@
 //! ([`one_launch_kernel()`]); and pass by pass in one cube per row, for any k.
 //!
 //! One cube per row, pass by pass ([`radix_select_kernel()`]):
-//! 1. Find the k-th largest key, 8 bits at a time from the top (4 passes over the row, a 256-bin
-//!    shared-memory histogram each), and how many of the elements equal to it belong to the top-k.
+//! 1. Find the k-th largest key one digit at a time from the top (8 bits by default: 4 passes over
+//!    the row, a 256-bin shared-memory histogram each), and how many of the elements equal to it
+//!    belong to the top-k.
 //! 2. Gather, in index order, every element above that key and the first ties, into a scratch row.
 //! 3. Sort the k candidates by key, descending, with a stable LSD radix sort (one bit per pass, only
 //!    over the bits in which some candidate differs from the threshold): stability keeps ties in
@@ -19,21 +20,22 @@ use crate::kernels::primitives::{
 };
 use cubecl::prelude::*;
 
-const RADIX_BITS: u32 = 8;
-const RADIX_BINS: usize = 256;
+/// Bits per digit of the pass-by-pass select by default: 4 passes of 256 bins.
+pub const PER_ROW_DIGIT_BITS: u32 = 8;
 
-/// Bins of the tiled radix select's one digit: the top 12 bits of the f32 key (sign, exponent and
-/// three mantissa bits, so a binade is cut in eight), whose bins a cube counts in 16 KiB of shared
-/// memory. For N(0, σ) rows of 128k the pivot bin of k = 1024 holds about 500 keys.
-pub const DIGIT_BINS: usize = 4096;
-const DIGIT_SHIFT: u32 = 20;
+/// Bits of the tiled radix select's one digit by default: the top 12 bits of the f32 key (sign,
+/// exponent and three mantissa bits, so a binade is cut in eight), whose 4096 bins a cube counts
+/// in 16 KiB of shared memory. For N(0, σ) rows of 128k the pivot bin of k = 1024 holds about
+/// 500 keys.
+pub const TILED_DIGIT_BITS: u32 = 12;
 
 /// The top-k of each row. Launched with one cube per row (rows beyond `num_rows` exit). The input's
 /// rows hold `len` elements `stride` apart and start where [`mapped_row_offset()`] puts them.
 ///
 /// `values` and `indices` are contiguous with `dim` of length `k`; `inner` is the product of the
 /// dimensions after `dim`. `scratch_keys` and `scratch_indices` hold `2 * k` words per row (the sort
-/// ping-pongs between the two halves).
+/// ping-pongs between the two halves). Each pass counts a digit of `digit_bits` (the last one may
+/// be narrower).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn radix_select_kernel<F: Float, I: Int>(
@@ -52,6 +54,7 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     inner: usize,
     #[comptime] largest: bool,
     #[comptime] cube_dim: u32,
+    #[comptime] digit_bits: u32,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = CUBE_POS;
@@ -62,19 +65,22 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     let units = cube_dim as usize;
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
 
-    let histogram = SharedMemory::<Atomic<u32>>::new(RADIX_BINS);
-    let mut decision = SharedMemory::<u32>::new(2usize);
-    let mut scratch = SharedMemory::<u32>::new(cube_dim as usize + 1usize);
+    let bins = comptime!(1usize << digit_bits);
+    let histogram = SharedMemory::<Atomic<u32>>::new(bins);
+    let mut scratch = SharedMemory::<u32>::new(cube_dim as usize + 3usize);
 
     // 1. The k-th key, digit by digit.
     let mut prefix = 0u32;
     let mut mask = 0u32;
     let mut remaining = k;
+    let mut shift = 32u32;
     #[unroll]
-    for pass in 0..4u32 {
-        let shift = 32 - RADIX_BITS * (pass + 1);
+    for _pass in 0..comptime!(32u32.div_ceil(digit_bits)) {
+        let width = min(shift, digit_bits);
+        shift -= width;
+        let digit_mask = (1u32 << width) - 1u32;
         let mut bin = unit;
-        while bin < RADIX_BINS {
+        while bin < bins {
             histogram[bin].store(0u32);
             bin += units;
         }
@@ -87,7 +93,7 @@ pub fn radix_select_kernel<F: Float, I: Int>(
         while i < len {
             let key = order_key::<F>(input[base + i * stride], largest);
             if (key & mask) == prefix {
-                let bin = (key >> shift) & 0xFFu32;
+                let bin = (key >> shift) & digit_mask;
                 if bin != run_bin {
                     if run > 0u32 {
                         histogram[run_bin as usize].fetch_add(run);
@@ -103,31 +109,10 @@ pub fn radix_select_kernel<F: Float, I: Int>(
             histogram[run_bin as usize].fetch_add(run);
         }
         sync_cube();
-        if UNIT_POS == 0 {
-            // Walk the bins from the top until the count reaches the rank still to place.
-            let mut above = 0u32;
-            let mut digit = 0u32;
-            let mut found = false;
-            for step in 0usize..RADIX_BINS {
-                let bin = RADIX_BINS - 1usize - step;
-                let count = histogram[bin].load();
-                if !found {
-                    if above + count >= remaining {
-                        digit = bin as u32;
-                        found = true;
-                    } else {
-                        above += count;
-                    }
-                }
-            }
-            decision[0usize] = digit;
-            decision[1usize] = remaining - above;
-        }
-        sync_cube();
-        prefix |= decision[0usize] << shift;
-        mask |= 0xFFu32 << shift;
-        remaining = decision[1usize];
-        sync_cube();
+        let (digit, rank) = digit_of_rank(&histogram, remaining, &mut scratch, bins, cube_dim);
+        prefix |= digit << shift;
+        mask |= digit_mask << shift;
+        remaining = rank;
     }
     let threshold = prefix;
     let ties_taken = remaining;
@@ -223,6 +208,52 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     }
 }
 
+/// The bin of `histogram` (`bins` counts, the top bin first in rank) that holds the `rank`-th
+/// key, and that key's rank inside its bin. Each unit takes a run of consecutive bins, so no unit
+/// walks them all (a walk of 256 shared atomics by one unit is a chain the whole cube waits
+/// for): a cube scan places the runs, and the unit whose run crosses `rank` walks it. `scratch`
+/// needs `units + 3` words. Every unit must call it (it synchronises the cube); the histogram may
+/// be written again after it returns.
+#[cube]
+fn digit_of_rank(
+    histogram: &SharedMemory<Atomic<u32>>,
+    rank: u32,
+    scratch: &mut SharedMemory<u32>,
+    #[comptime] bins: usize,
+    #[comptime] units: u32,
+) -> (u32, u32) {
+    let per_unit = comptime!(bins.div_ceil(units as usize));
+    let answer = comptime!(units as usize + 1);
+    // Unit 0 holds the top bins; units past the bins hold none. Plain loops, no register array:
+    // a small cube over many bins would hold hundreds of counts (and unrolling them slows
+    // shader compilers down); only the crossing unit reads its run twice.
+    let top = bins - min(linear_unit() * per_unit, bins);
+    let held = min(top, per_unit);
+    let mut sum = 0u32;
+    for j in 0..held {
+        sum += histogram[top - 1usize - j].load();
+    }
+    let (above, _) = cube_exclusive_sum(sum, scratch);
+    if above < rank && rank <= above + sum {
+        let mut running = above;
+        let mut found = false;
+        for j in 0..held {
+            let count = histogram[top - 1usize - j].load();
+            if !found && running + count >= rank {
+                scratch[answer] = (top - 1usize - j) as u32;
+                scratch[answer + 1usize] = rank - running;
+                found = true;
+            }
+            running += count;
+        }
+    }
+    sync_cube();
+    let digit = scratch[answer];
+    let rank_in_bin = scratch[answer + 1usize];
+    sync_cube();
+    (digit, rank_in_bin)
+}
+
 /// Tiled radix select, before its first launch: zeroes the rows' histograms and list lengths
 /// (`len` words), one word per unit. Its argument is an array, as are every radix select kernel's
 /// (rows located by [`mapped_row_offset()`]): for a tensor argument CubeCL uploads shapes and
@@ -238,8 +269,8 @@ pub fn zero_counters_kernel(counters: &mut Array<u32>, len: usize, #[comptime] u
     }
 }
 
-/// Tiled radix select, first launch: each tile's histogram of its keys' top digit
-/// ([`DIGIT_BINS`] bins), added into its row's `histogram` (zeroed before the launch). One cube per
+/// Tiled radix select, first launch: each tile's histogram of its keys' top digit (their top
+/// `digit_bits` bits), added into its row's `histogram` (zeroed before the launch). One cube per
 /// tile of `tile_width` elements (a multiple of the vector width), a row's tiles consecutive. Rows
 /// hold `len` elements `stride` apart and start where [`mapped_row_offset()`] puts them.
 #[cube(launch_unchecked)]
@@ -257,6 +288,7 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
     #[comptime] largest: bool,
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
+    #[comptime] digit_bits: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let (row, start, end) = cube_tile(len, tile_width);
@@ -265,9 +297,10 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
     }
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let unit = linear_unit();
-    let counts = SharedMemory::<Atomic<u32>>::new(DIGIT_BINS);
+    let bins = comptime!(1usize << digit_bits);
+    let counts = SharedMemory::<Atomic<u32>>::new(bins);
     let mut bin = unit;
-    while bin < DIGIT_BINS {
+    while bin < bins {
         counts[bin].store(0u32);
         bin += units;
     }
@@ -279,15 +312,15 @@ pub fn digit_histogram_kernel<F: Float, N: Size>(
         start,
         end,
         &counts,
-        DIGIT_SHIFT,
+        comptime!(32 - digit_bits),
         largest,
         units,
         vectors_per_unit,
     );
     sync_cube();
     bin = unit;
-    let row_bins = row * DIGIT_BINS;
-    while bin < DIGIT_BINS {
+    let row_bins = row * bins;
+    while bin < bins {
         let count = counts[bin].load();
         if count > 0u32 {
             histogram[row_bins + bin].fetch_add(count);
@@ -368,6 +401,7 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     #[comptime] units: usize,
     #[comptime] vectors_per_unit: usize,
     #[comptime] stage: usize,
+    #[comptime] digit_bits: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let (row, start, end) = cube_tile(len, tile_width);
@@ -378,7 +412,8 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     let width = input.vector_size();
     let unit = linear_unit();
     let mut scratch = SharedMemory::<u32>::new(comptime!(units / 4 + 2));
-    let pivot = pivot_digit(histogram, row * DIGIT_BINS, k, &mut scratch, units);
+    let bins = comptime!(1usize << digit_bits);
+    let pivot = pivot_digit(histogram, row * bins, k, &mut scratch, bins, units);
     let mut stage_keys = SharedMemory::<u32>::new(stage);
     let mut stage_indices = SharedMemory::<u32>::new(stage);
     let list = row * len;
@@ -400,7 +435,7 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
             first,
             end,
             pivot,
-            DIGIT_SHIFT,
+            comptime!(32 - digit_bits),
             largest,
             units,
             vectors_per_unit,
@@ -434,19 +469,21 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     }
 }
 
-/// The digit whose bin holds the `k`-th key of the histogram at `histogram[offset..]`
-/// ([`DIGIT_BINS`] bins). `scratch` needs `units / 4 + 2` words (the scan's, then the answer).
+/// The digit whose bin holds the `k`-th key of the histogram at `histogram[offset..]` (`bins`
+/// bins, a multiple of `units`). `scratch` needs `units / 4 + 2` words (the scan's, then the
+/// answer).
 #[cube]
 fn pivot_digit(
     histogram: &Array<u32>,
     offset: usize,
     k: u32,
     scratch: &mut SharedMemory<u32>,
+    #[comptime] bins: usize,
     #[comptime] units: usize,
 ) -> u32 {
-    let per_unit = comptime!(DIGIT_BINS / units);
+    let per_unit = comptime!(bins / units);
     // Unit 0 holds the top bins.
-    let top = DIGIT_BINS - linear_unit() * per_unit;
+    let top = bins - linear_unit() * per_unit;
     let mut counts = Array::<u32>::new(per_unit);
     #[unroll]
     for j in 0..per_unit {

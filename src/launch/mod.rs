@@ -8,8 +8,11 @@ pub mod two_stage;
 
 use crate::error::{RowLayout, TopKError, check_float_dtype, check_shape};
 use crate::kernels::candidates;
-use crate::kernels::radix_select::RANK_QUERIES;
-use crate::options::{STREAMING_MAX_K, Strategy, StreamingParams, TwoStageParams};
+use crate::kernels::radix_select::{PER_ROW_DIGIT_BITS, RANK_QUERIES, TILED_DIGIT_BITS};
+use crate::options::{
+    RADIX_DIGIT_BITS_MAX, RADIX_DIGIT_BITS_MIN, RadixSelectParams, STREAMING_MAX_K, Strategy,
+    StreamingParams, TwoStageParams,
+};
 use burn::tensor::{DType, Shape};
 use cubecl::ir::HardwareProperties;
 
@@ -84,8 +87,15 @@ fn plan(
         && candidate_capacity(k, MIN_CANDIDATE_UNITS, hardware).is_some();
     Ok(match strategy {
         Strategy::BurnBuiltin => Plan::BurnBuiltin,
-        Strategy::RadixSelect => Plan::RadixSelect(radix_select_config(hardware, layout, k)),
-        _ if !streaming_fits => Plan::RadixSelect(radix_select_config(hardware, layout, k)),
+        Strategy::RadixSelect(params) => {
+            Plan::RadixSelect(radix_select_config(hardware, layout, k, params)?)
+        }
+        _ if !streaming_fits => Plan::RadixSelect(radix_select_config(
+            hardware,
+            layout,
+            k,
+            RadixSelectParams::default(),
+        )?),
         Strategy::Streaming(params) => {
             Plan::Streaming(streaming_config(hardware, layout, k, params)?)
         }
@@ -95,7 +105,7 @@ fn plan(
         Strategy::Auto => Plan::Autotune,
         Strategy::Heuristic => {
             if few_long_rows(hardware, layout, k) {
-                match radix_select_config(hardware, layout, k) {
+                match radix_select_config(hardware, layout, k, RadixSelectParams::default())? {
                     radix if radix.by_digit() && k >= HEURISTIC_RADIX_MIN_K => {
                         Plan::RadixSelect(radix)
                     }
@@ -107,7 +117,7 @@ fn plan(
                     )?),
                 }
             } else {
-                match radix_select_config(hardware, layout, k) {
+                match radix_select_config(hardware, layout, k, RadixSelectParams::default())? {
                     radix if radix.by_digit() && k >= HEURISTIC_RADIX_MANY_ROWS_MIN_K => {
                         Plan::RadixSelect(radix)
                     }
@@ -157,7 +167,8 @@ pub(crate) fn radix_select_by_digit(
         len,
         inner: 1,
     };
-    radix_select_config(hardware, layout, k).by_digit()
+    radix_select_config(hardware, layout, k, RadixSelectParams::default())
+        .is_ok_and(|config| config.by_digit())
 }
 
 /// The most elements (rows × length) radix select runs tiled for whatever the rows: its lists
@@ -197,24 +208,59 @@ fn filter_stage(hardware: &HardwareProperties, fixed: usize, units: usize, batch
         .min(FILTER_STAGE_MAX)
 }
 
+/// The one-launch radix select's digit: one bin per bucket of its candidate buffer's histogram.
+const ONE_LAUNCH_DIGIT_BITS: u32 = candidates::BUCKETS.trailing_zeros();
+
+/// The fewest units of an explicit tiled radix select cube: each unit holds its share of the
+/// histogram's bins in registers (64 at 4096 bins).
+const TILED_MIN_UNITS: usize = 64;
+
 /// Radix select in one launch for rows few enough ([`ONE_LAUNCH_ROWS_PER_PROCESSOR`]) of 16k to
 /// [`ONE_LAUNCH_MAX_LEN`] elements, k up to a 16th of the row, where the candidate buffer (at
 /// least 2k entries) fits with a stage; else tiled when the rows are long, the final candidate
 /// buffer holds 2k entries in a cube, and either the rows alone leave most processors idle or the
-/// lists' scratch is at most [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row.
+/// lists' scratch is at most [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row. Explicit
+/// parameters narrow the choice to the forms that take them (a tile width asks for the tiled
+/// form) and are an error where none does.
 fn radix_select_config(
     hardware: &HardwareProperties,
     layout: RowLayout,
     k: usize,
-) -> radix_select::Config {
+    params: RadixSelectParams,
+) -> Result<radix_select::Config, TopKError> {
+    let invalid = |reason: String| TopKError::InvalidParams { reason };
     let plane = hardware.plane_size_max.max(1) as usize;
-    // The digit passes: the histogram's 4096 bins over the units (a power of two), two 4-element
-    // vectors per unit per step.
-    let units = (hardware.max_units_per_cube as usize).min(512);
-    let units_fit =
-        units.is_power_of_two() && units.is_multiple_of(plane) && units >= MIN_CANDIDATE_UNITS;
-    let select = candidate_cube(hardware, None, layout.rows, k).ok();
-    if let Some((select_units, capacity)) = select {
+    let max_units = hardware.max_units_per_cube as usize;
+    if let Some(bits) = params.digit_bits
+        && !(RADIX_DIGIT_BITS_MIN..=RADIX_DIGIT_BITS_MAX).contains(&bits)
+    {
+        return Err(invalid(format!(
+            "{bits}-bit digits; radix select counts {RADIX_DIGIT_BITS_MIN} to \
+             {RADIX_DIGIT_BITS_MAX}"
+        )));
+    }
+    if params.tile_width == Some(0) {
+        return Err(invalid("a tile width of 0".into()));
+    }
+    let explicit_units = match params.planes_per_cube {
+        Some(planes) => {
+            let units = planes as usize * plane;
+            if units == 0 || units > max_units {
+                return Err(invalid(format!(
+                    "{planes} planes of {plane} units make {units} units per cube; radix \
+                     select needs 1 to {max_units}"
+                )));
+            }
+            Some(units)
+        }
+        None => None,
+    };
+    let one_launch_params =
+        params.tile_width.is_none() && params.digit_bits.is_none_or(|b| b == ONE_LAUNCH_DIGIT_BITS);
+    if one_launch_params
+        && let Ok((select_units, capacity)) =
+            candidate_cube(hardware, params.planes_per_cube, layout.rows, k)
+    {
         let batch = filter_batch(layout.len, select_units);
         let stage = filter_stage(
             hardware,
@@ -229,7 +275,7 @@ fn radix_select_config(
             && candidates::BUCKETS.is_multiple_of(select_units)
             && stage > 0
         {
-            return radix_select::Config::OneLaunch {
+            return Ok(radix_select::Config::OneLaunch {
                 batch,
                 stage,
                 select: streaming::Config {
@@ -237,16 +283,29 @@ fn radix_select_config(
                     batch: 8,
                     capacity,
                 },
-            };
+            });
         }
     }
+    // The tiled form: its digit passes give each unit a run of the histogram's bins (a power of
+    // two of them), two 4-element vectors per unit per step.
+    let tiled_bits = params.digit_bits.unwrap_or(TILED_DIGIT_BITS);
+    let bins = 1usize << tiled_bits;
+    let (units, min_units) = match explicit_units {
+        Some(units) => (units, TILED_MIN_UNITS),
+        None => (max_units.min(512).min(bins), MIN_CANDIDATE_UNITS),
+    };
+    let units_fit = units.is_power_of_two()
+        && units.is_multiple_of(plane)
+        && (min_units..=bins).contains(&units);
+    let select = candidate_cube(hardware, None, layout.rows, k)
+        .ok()
+        .filter(|(select_units, _)| select_units.is_multiple_of(RANK_QUERIES));
+    let by_shape = (layout.rows * 2 <= processors(hardware)
+        || layout.rows * layout.len <= RADIX_TILED_MAX_ELEMENTS)
+        && layout.len >= 16 * 1024;
     match select {
         Some((select_units, capacity))
-            if units_fit
-                && select_units.is_multiple_of(RANK_QUERIES)
-                && (layout.rows * 2 <= processors(hardware)
-                    || layout.rows * layout.len <= RADIX_TILED_MAX_ELEMENTS)
-                && layout.len >= 16 * 1024 =>
+            if units_fit && (by_shape || params.tile_width.is_some()) =>
         {
             let batch = 8;
             // At most two cubes per processor over the batch for each launch, so each launch
@@ -254,16 +313,19 @@ fn radix_select_config(
             // 59.7 -> 57.9 us, 256 x 32k at k = 4096 103.0 -> 98.4).
             let cubes_per_row = (2 * processors(hardware) / layout.rows).max(1);
             // Tiles of at least one step of the cube.
-            let tile_width = layout.len.div_ceil(cubes_per_row).max(units * batch);
+            let tile_width = params
+                .tile_width
+                .unwrap_or_else(|| layout.len.div_ceil(cubes_per_row).max(units * batch));
             let filter_batch = filter_batch(tile_width, units);
             let stage = filter_stage(hardware, 4 * (units / 4 + 2), units, filter_batch).max(1);
             // No more ranking cubes than the longest ranked list has groups of queries.
             let rank_max = radix_select::rank_max_entries(layout.rows);
             let rank_cubes = cubes_per_row.min(rank_max.div_ceil(RANK_QUERIES).max(1));
-            radix_select::Config::Tiled {
+            Ok(radix_select::Config::Tiled {
                 tile_width,
                 units,
                 batch,
+                digit_bits: tiled_bits,
                 filter_batch,
                 stage,
                 rank_cubes,
@@ -280,9 +342,28 @@ fn radix_select_config(
                         .saturating_mul(select_units)
                         .min(capacity),
                 },
-            }
+            })
         }
-        _ => radix_select::Config::PerRow,
+        _ if params.tile_width.is_some() => Err(invalid(format!(
+            "the tiled radix select needs a power-of-two count of {min_units} to {bins} units \
+             that is a multiple of the plane size (got {units}) and a candidate buffer of {} \
+             entries in a cube",
+            2 * k
+        ))),
+        _ => {
+            let units = explicit_units.unwrap_or(radix_select::CUBE_UNITS as usize);
+            let digit_bits = params.digit_bits.unwrap_or(PER_ROW_DIGIT_BITS);
+            // The histogram, and the scans' words.
+            let shared = 4 * ((1usize << digit_bits) + units + 3);
+            if shared > hardware.max_shared_memory_size {
+                return Err(invalid(format!(
+                    "{digit_bits}-bit digits in cubes of {units} units need {shared} bytes of \
+                     shared memory; the device has {}",
+                    hardware.max_shared_memory_size
+                )));
+            }
+            Ok(radix_select::Config::PerRow { units, digit_bits })
+        }
     }
 }
 

@@ -7,16 +7,17 @@ use super::streaming::{self, cube_grid, vector_width};
 use super::{allocate_outputs, allocate_scratch, mapped_rows, prime_per_unit, vectors_per_unit};
 use crate::error::RowLayout;
 use crate::kernels::radix_select::{
-    DIGIT_BINS, digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel,
-    one_launch_kernel, radix_select_kernel, zero_counters_kernel,
+    digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel, one_launch_kernel,
+    radix_select_kernel, zero_counters_kernel,
 };
 use burn::tensor::DType;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
 
-/// Units per cube: a multiple of every plane size (8, 16, 32, 64), within every device's limit.
-const CUBE_UNITS: u32 = 256;
+/// Units per cube of the fill, and of the pass-by-pass select by default: a multiple of every
+/// plane size (8, 16, 32, 64), within every device's limit.
+pub(crate) const CUBE_UNITS: u32 = 256;
 
 /// How many compares (rows × list length²) the tiled select may spend ranking each row's list
 /// across the row's cubes (each entry placed by the entries that beat it); a longer list is
@@ -36,8 +37,9 @@ pub(crate) fn rank_max_entries(rows: usize) -> usize {
 /// How radix select runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Config {
-    /// One cube per row: digit passes over the row, an ordered gather, a radix sort. Any k.
-    PerRow,
+    /// One cube per row of `units`: passes over the row counting a digit of `digit_bits` each,
+    /// an ordered gather, a radix sort. Any k.
+    PerRow { units: usize, digit_bits: u32 },
     /// One cube per row of `select.units`, in one launch: the row's top digit counted, the
     /// entries at or above the pivot digit passed on (`batch` elements per unit per step, each
     /// step's entries staged in `stage` entries of shared memory when they fit), the list taken
@@ -48,8 +50,8 @@ pub(crate) enum Config {
         select: streaming::Config,
     },
     /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
-    /// `batch` elements per step) count the keys' top digit, then pass on the entries at or
-    /// above the row's pivot digit (`filter_batch` elements per unit per step, each step's
+    /// `batch` elements per step) count the keys' top `digit_bits` bits, then pass on the
+    /// entries at or above the row's pivot digit (`filter_batch` elements per unit per step, each step's
     /// entries gathered in a shared-memory stage of `stage` entries when they fit);
     /// `rank_cubes` cubes per row of `select.units` rank those and write the top-k, or, for a
     /// list over `rank_max` entries ([`rank_max_entries`]), the row's first cube takes it with
@@ -58,6 +60,7 @@ pub(crate) enum Config {
         tile_width: usize,
         units: usize,
         batch: usize,
+        digit_bits: u32,
         filter_batch: usize,
         stage: usize,
         rank_cubes: usize,
@@ -70,13 +73,13 @@ impl Config {
     /// Whether it runs by one digit and a list of what passes it (in one launch or tiled),
     /// rather than pass by pass in one cube per row.
     pub(crate) fn by_digit(&self) -> bool {
-        !matches!(self, Config::PerRow)
+        !matches!(self, Config::PerRow { .. })
     }
 
     /// Scratch words per row (keys, and as many indices).
     pub(crate) fn scratch_per_row(&self, len: usize, k: usize) -> usize {
         match self {
-            Config::PerRow => 2 * k,
+            Config::PerRow { .. } => 2 * k,
             Config::OneLaunch { .. } | Config::Tiled { .. } => len,
         }
     }
@@ -93,7 +96,15 @@ pub(crate) fn launch<R: CubeRuntime>(
     config: Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     match config {
-        Config::PerRow => launch_per_row(input, k, dim, layout, largest, index_dtype),
+        Config::PerRow { units, digit_bits } => launch_per_row(
+            input,
+            k,
+            dim,
+            layout,
+            largest,
+            index_dtype,
+            (units, digit_bits),
+        ),
         Config::OneLaunch {
             batch,
             stage,
@@ -112,6 +123,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             tile_width,
             units,
             batch,
+            digit_bits,
             filter_batch,
             stage,
             rank_cubes,
@@ -124,7 +136,7 @@ pub(crate) fn launch<R: CubeRuntime>(
             layout,
             largest,
             index_dtype,
-            (tile_width, units, batch),
+            (tile_width, units, batch, digit_bits),
             (filter_batch, stage),
             (rank_cubes, rank_max),
             select,
@@ -139,6 +151,7 @@ fn launch_per_row<R: CubeRuntime>(
     layout: RowLayout,
     largest: bool,
     index_dtype: DType,
+    (units, digit_bits): (usize, u32),
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
@@ -156,7 +169,7 @@ fn launch_per_row<R: CubeRuntime>(
         radix_select_kernel::launch_unchecked::<R>(
             &client,
             cube_grid(layout.rows),
-            CubeDim::new_1d(CUBE_UNITS),
+            CubeDim::new_1d(units as u32),
             input.into_array_arg(),
             values.clone().into_array_arg(),
             indices.clone().into_array_arg(),
@@ -171,7 +184,8 @@ fn launch_per_row<R: CubeRuntime>(
             layout.rows,
             layout.inner,
             largest,
-            CUBE_UNITS,
+            units as u32,
+            digit_bits,
             dtypes,
         )
     };
@@ -240,7 +254,7 @@ fn launch_tiled<R: CubeRuntime>(
     layout: RowLayout,
     largest: bool,
     index_dtype: DType,
-    (tile_width, units, batch): (usize, usize, usize),
+    (tile_width, units, batch, digit_bits): (usize, usize, usize, u32),
     (filter_batch, stage): (usize, usize),
     (rank_cubes, rank_max): (usize, usize),
     select: streaming::Config,
@@ -261,7 +275,8 @@ fn launch_tiled<R: CubeRuntime>(
     // on the device: a copy of zeros from the host cost more host and device time than a fill
     // kernel's launch on the H200 (8 rows of 128k, k = 1024: 65.0 -> 40.5 us device, 121.9 ->
     // 45.3 us wall per call).
-    let counter_words = layout.rows * (DIGIT_BINS + 1);
+    let bins = 1usize << digit_bits;
+    let counter_words = layout.rows * (bins + 1);
     let counters = empty_device_contiguous_dtype(
         client.clone(),
         input.device.clone(),
@@ -269,11 +284,11 @@ fn launch_tiled<R: CubeRuntime>(
         DType::U32,
     );
     let histogram = counters.clone();
-    let lengths_offset = layout.rows * DIGIT_BINS;
+    let lengths_offset = layout.rows * bins;
     let (list_keys, list_indices) = allocate_scratch(&input, layout.rows, layout.len);
     let grid = cube_grid(layout.rows * tiles);
     // SAFETY: the kernels guard their own accesses: loads by the row length and tile, bins by
-    // the digit's 12 bits, list places by the row's length (a row passes at most all of its
+    // the digit's bits, list places by the row's length (a row passes at most all of its
     // entries), the histogram and lengths by the row count.
     unsafe {
         zero_counters_kernel::launch_unchecked::<R>(
@@ -301,6 +316,7 @@ fn launch_tiled<R: CubeRuntime>(
             largest,
             units,
             vectors,
+            digit_bits,
             input.dtype.into(),
         );
         digit_filter_kernel::launch_unchecked::<R>(
@@ -326,6 +342,7 @@ fn launch_tiled<R: CubeRuntime>(
             units,
             filter_vectors,
             stage,
+            digit_bits,
             input.dtype.into(),
         );
         filtered_top_k_kernel::launch_unchecked::<R>(

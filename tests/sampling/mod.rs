@@ -1273,7 +1273,7 @@ fn all_paths<B: SamplingBackend>(
     let one_launch =
         tokens_and_validity::<B>(values, rows, &params.clone().top_k_per_row(ks), device);
     assert_eq!(fast, one_launch, "{what}");
-    for (path, strategy) in [("fused", fused), ("radix", Strategy::RadixSelect)] {
+    for (path, strategy) in [("fused", fused), ("radix", Strategy::radix_select())] {
         let params = params.clone().top_k(k).top_k_strategy(strategy);
         let tokens = tokens_and_validity::<B>(values, rows, &params, device);
         assert_eq!(tokens, one_launch, "{what} ({path})");
