@@ -60,13 +60,13 @@ pub const BUCKETS: usize = 1 << BUCKET_BITS;
 const _: () = assert!(BUCKETS == BINS * COPIES);
 /// The longest list [`Candidates::take_bucketed`] takes, in buffers: a radix select's list may
 /// hold several times k (the pivot digit's bin of a uniform row of 128k holds 8k entries).
-const BUCKET_LIST_MAX: usize = 4;
+pub const BUCKET_LIST_MAX: usize = 4;
 /// [`Candidates::take_bucketed`]'s answer for a list it leaves to [`offer_entries()`].
 pub const NOT_BUCKETED: u32 = u32::MAX;
 /// The compares per unit, on average, that ranking the kept entries within their buckets may
 /// cost before [`Candidates::take_bucketed`] leaves a list to the buffer (the sum over the kept
 /// buckets of their entries squared, each bucket's entries counted up to 4095).
-const BUCKET_RANK_WORK: usize = 256;
+pub const BUCKET_RANK_WORK: usize = 256;
 
 /// The index of a padding entry: it loses to every real entry (indices stay below `u32::MAX`).
 pub const PADDING_INDEX: u32 = u32::MAX;
@@ -999,7 +999,8 @@ const LIST_BATCH: usize = 4;
 /// passes (the rest of a longer list is read again in each): 8 entries per unit, so a radix
 /// select's list at k = 4096 (~4.5k entries on N(0, σ) rows) in a 1024-unit cube is read once.
 const HELD_BATCHES: usize = 2;
-const HELD_ENTRIES: usize = HELD_BATCHES * LIST_BATCH;
+/// Entries per unit that [`Candidates::take_bucketed`] keeps in registers.
+pub const HELD_ENTRIES: usize = HELD_BATCHES * LIST_BATCH;
 
 /// Loads entries `j`, `j + units`, … (`LIST_BATCH` of them) of the list at `first` into `keys`
 /// and `indices` from `slot`; those at or past `count` get [`PADDING_INDEX`] (and no key).

@@ -290,8 +290,9 @@ pub fn candidate_sampling_kernel<F: Float, P: Float, I: Int, N: Size>(
 /// [`candidate_sampling_kernel()`] fused after the streaming top-k
 /// ([`streaming_kernel`](crate::kernels::streaming::streaming_kernel())): each cube finds its
 /// row's top-`kept` in its candidate buffer, arranges them sorted in place
-/// ([`Candidates::arrange`]) and samples the row's token from them, in one launch instead of
-/// two and with no round trip of the candidates through global memory. For logits without the
+/// ([`Candidates::arrange`](crate::kernels::candidates::Candidates::arrange)) and samples the
+/// row's token from them, in one launch instead of two and with no round trip of the candidates
+/// through global memory. For logits without the
 /// joint order's second read of the row (no `from_probs`, no `full_pass`), in a cube of `units`
 /// (a multiple of 256) whose candidate buffer and sampling scratch both fit the shared memory.
 #[cube(launch_unchecked)]
