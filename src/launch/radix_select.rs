@@ -51,8 +51,8 @@ pub(crate) enum Config {
     },
     /// Several cubes per row. `tile_width` elements per cube of `units` (each unit loading
     /// `batch` elements per step) count the keys' top `digit_bits` bits, then pass on the
-    /// entries at or above the row's pivot digit (`filter_batch` elements per unit per step, each step's
-    /// entries gathered in a shared-memory stage of `stage` entries when they fit);
+    /// entries at or above the row's pivot digit (`filter_batch` elements per unit per step,
+    /// each step's entries gathered in a shared-memory stage of `stage` entries when they fit);
     /// `rank_cubes` cubes per row of `select.units` rank those and write the top-k, or, for a
     /// list over `rank_max` entries ([`rank_max_entries`]), the row's first cube takes it with
     /// its candidate buffer (`select`).
