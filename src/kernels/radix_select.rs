@@ -19,6 +19,7 @@ use crate::kernels::primitives::{
     cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, mapped_row_offset, order_key,
 };
 use cubecl::prelude::*;
+use cubecl::unexpanded;
 
 /// Bits per digit of the pass-by-pass select by default: 4 passes of 256 bins.
 pub const PER_ROW_DIGIT_BITS: u32 = 8;
@@ -109,7 +110,15 @@ pub fn radix_select_kernel<F: Float, I: Int>(
             histogram[run_bin as usize].fetch_add(run);
         }
         sync_cube();
-        let (digit, rank) = digit_of_rank(&histogram, remaining, &mut scratch, bins, cube_dim);
+        let (digit, rank) = digit_of_rank::<SharedMemory<Atomic<u32>>>(
+            &histogram,
+            0usize,
+            remaining,
+            &mut scratch,
+            comptime!(cube_dim as usize + 1),
+            bins,
+            comptime!(cube_dim as usize),
+        );
         prefix |= digit << shift;
         mask |= digit_mask << shift;
         remaining = rank;
@@ -208,37 +217,83 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     }
 }
 
-/// The bin of `histogram` (`bins` counts, the top bin first in rank) that holds the `rank`-th
-/// key, and that key's rank inside its bin. Each unit takes a run of consecutive bins, so no unit
-/// walks them all (a walk of 256 shared atomics by one unit is a chain the whole cube waits
-/// for): a cube scan places the runs, and the unit whose run crosses `rank` walks it. `scratch`
-/// needs `units + 3` words. Every unit must call it (it synchronises the cube); the histogram may
-/// be written again after it returns.
+/// A histogram's counts, wherever they live: the pass-by-pass select and the one-launch select
+/// count in shared atomics, the tiled select reads its rows' histograms from global memory.
+#[cube(self_type = "ref")]
+pub trait BinCounts {
+    /// The count of bin `bin`.
+    #[allow(unused)]
+    fn bin_count(&self, bin: usize) -> u32 {
+        unexpanded!()
+    }
+}
+
+impl BinCounts for SharedMemory<Atomic<u32>> {}
+impl BinCountsExpand for NativeExpand<SharedMemory<Atomic<u32>>> {
+    fn __expand_bin_count_method(
+        &self,
+        scope: &mut Scope,
+        bin: NativeExpand<usize>,
+    ) -> NativeExpand<u32> {
+        shared_count::expand(scope, self.clone(), bin)
+    }
+}
+
+impl BinCounts for Array<u32> {}
+impl BinCountsExpand for NativeExpand<Array<u32>> {
+    fn __expand_bin_count_method(
+        &self,
+        scope: &mut Scope,
+        bin: NativeExpand<usize>,
+    ) -> NativeExpand<u32> {
+        array_count::expand(scope, self.clone(), bin)
+    }
+}
+
 #[cube]
-fn digit_of_rank(
-    histogram: &SharedMemory<Atomic<u32>>,
+fn shared_count(counts: &SharedMemory<Atomic<u32>>, bin: usize) -> u32 {
+    counts[bin].load()
+}
+
+#[cube]
+fn array_count(counts: &Array<u32>, bin: usize) -> u32 {
+    counts[bin]
+}
+
+/// The bin of the histogram at `counts[offset..offset + bins]` (the top bin first in rank) that
+/// holds the `rank`-th key, and that key's rank inside its bin. Each unit takes a run of
+/// consecutive bins, so no unit walks them all (a walk of 256 shared atomics by one unit is a
+/// chain the whole cube waits for): a cube scan places the runs, and the unit whose run crosses
+/// `rank` walks it and leaves its answer in `scratch[answer]` and `scratch[answer + 1]`, two
+/// words past the scan's. Plain loops, no register array: a small cube over many bins would hold
+/// hundreds of counts (and unrolling them slows shader compilers down); only the crossing unit
+/// reads its run twice. Every unit must call it (it synchronises the cube); the counts may be
+/// written again after it returns.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn digit_of_rank<C: BinCounts>(
+    counts: &C,
+    offset: usize,
     rank: u32,
     scratch: &mut SharedMemory<u32>,
+    #[comptime] answer: usize,
     #[comptime] bins: usize,
-    #[comptime] units: u32,
+    #[comptime] units: usize,
 ) -> (u32, u32) {
-    let per_unit = comptime!(bins.div_ceil(units as usize));
-    let answer = comptime!(units as usize + 1);
-    // Unit 0 holds the top bins; units past the bins hold none. Plain loops, no register array:
-    // a small cube over many bins would hold hundreds of counts (and unrolling them slows
-    // shader compilers down); only the crossing unit reads its run twice.
+    let per_unit = comptime!(bins.div_ceil(units));
+    // Unit 0 holds the top bins; units past the bins hold none.
     let top = bins - min(linear_unit() * per_unit, bins);
     let held = min(top, per_unit);
     let mut sum = 0u32;
     for j in 0..held {
-        sum += histogram[top - 1usize - j].load();
+        sum += counts.bin_count(offset + top - 1usize - j);
     }
     let (above, _) = cube_exclusive_sum(sum, scratch);
     if above < rank && rank <= above + sum {
         let mut running = above;
         let mut found = false;
         for j in 0..held {
-            let count = histogram[top - 1usize - j].load();
+            let count = counts.bin_count(offset + top - 1usize - j);
             if !found && running + count >= rank {
                 scratch[answer] = (top - 1usize - j) as u32;
                 scratch[answer + 1usize] = rank - running;
@@ -411,9 +466,12 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let width = input.vector_size();
     let unit = linear_unit();
-    let mut scratch = SharedMemory::<u32>::new(comptime!(units / 4 + 2));
+    // The scan's words (one per plane of at least 4 units, and the total), then the answer's.
+    let mut scratch = SharedMemory::<u32>::new(comptime!(units / 4 + 3));
     let bins = comptime!(1usize << digit_bits);
-    let pivot = pivot_digit(histogram, row * bins, k, &mut scratch, bins, units);
+    let answer = comptime!(units / 4 + 1);
+    let (pivot, _) =
+        digit_of_rank::<Array<u32>>(histogram, row * bins, k, &mut scratch, answer, bins, units);
     let mut stage_keys = SharedMemory::<u32>::new(stage);
     let mut stage_indices = SharedMemory::<u32>::new(stage);
     let list = row * len;
@@ -467,66 +525,6 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
         }
         first += units * vectors_per_unit * width;
     }
-}
-
-/// The digit whose bin holds the `k`-th key of the histogram at `histogram[offset..]` (`bins`
-/// bins, a multiple of `units`). `scratch` needs `units / 4 + 2` words (the scan's, then the
-/// answer).
-#[cube]
-fn pivot_digit(
-    histogram: &Array<u32>,
-    offset: usize,
-    k: u32,
-    scratch: &mut SharedMemory<u32>,
-    #[comptime] bins: usize,
-    #[comptime] units: usize,
-) -> u32 {
-    let per_unit = comptime!(bins / units);
-    // Unit 0 holds the top bins.
-    let top = bins - linear_unit() * per_unit;
-    let mut counts = Array::<u32>::new(per_unit);
-    #[unroll]
-    for j in 0..per_unit {
-        counts[j] = histogram[offset + top - 1usize - j];
-    }
-    pivot_of_runs(&counts, top, k, scratch, comptime!(units / 4 + 1), per_unit)
-}
-
-/// The digit whose bin holds the `k`-th key, when each unit holds a run of `per_unit` bins'
-/// counts, unit 0 the top ones (`counts[j]` is bin `top - 1 - j`): a cube scan places the runs,
-/// and the unit whose run crosses `k` walks it and leaves its answer in `scratch[answer]`, a
-/// word past the scan's.
-#[cube]
-fn pivot_of_runs(
-    counts: &Array<u32>,
-    top: usize,
-    k: u32,
-    scratch: &mut SharedMemory<u32>,
-    answer: usize,
-    #[comptime] per_unit: usize,
-) -> u32 {
-    let mut sum = 0u32;
-    #[unroll]
-    for j in 0..per_unit {
-        sum += counts[j];
-    }
-    let (above, _) = cube_exclusive_sum(sum, scratch);
-    if above < k && k <= above + sum {
-        let mut running = above;
-        let mut found = false;
-        #[unroll]
-        for j in 0..per_unit {
-            if !found && running + counts[j] >= k {
-                scratch[answer] = (top - 1usize - j) as u32;
-                found = true;
-            }
-            running += counts[j];
-        }
-    }
-    sync_cube();
-    let pivot = scratch[answer];
-    sync_cube();
-    pivot
 }
 
 /// One bit per element of the unit's step (at most 32: the launch's batch, bit `v * width +
@@ -690,17 +688,22 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
     );
     sync_cube();
 
-    // 2. The pivot digit; the histogram is cleared for the bucket select.
-    let per_unit = comptime!(BUCKETS / units);
-    let top = BUCKETS - unit * per_unit;
-    let mut counts = Array::<u32>::new(per_unit);
-    #[unroll]
-    for j in 0..per_unit {
-        counts[j] = candidates.histogram[top - 1usize - j].load();
-        candidates.histogram[top - 1usize - j].store(0u32);
+    // 2. The pivot digit (from the scan's words past the cube scan's: the answer, then each
+    //    step's place); the histogram is cleared for the bucket select.
+    let (pivot, _) = digit_of_rank::<SharedMemory<Atomic<u32>>>(
+        &candidates.histogram,
+        0usize,
+        k,
+        &mut candidates.scan,
+        units,
+        BUCKETS,
+        units,
+    );
+    let mut bin = unit;
+    while bin < BUCKETS {
+        candidates.histogram[bin].store(0u32);
+        bin += units;
     }
-    // The scan's words past the cube scan's: the answer, then each step's place.
-    let pivot = pivot_of_runs(&counts, top, k, &mut candidates.scan, units, per_unit);
 
     // 3. The entries at or above the pivot digit, appended to the row's list.
     let list = row * len;
