@@ -261,14 +261,14 @@ fn array_count(counts: &Array<u32>, bin: usize) -> u32 {
 }
 
 /// The bin of the histogram at `counts[offset..offset + bins]` (the top bin first in rank) that
-/// holds the `rank`-th key, and that key's rank inside its bin. Each unit takes a run of
-/// consecutive bins, so no unit walks them all (a walk of 256 shared atomics by one unit is a
+/// holds the `rank`-th key, and that key's rank inside its bin. Each unit reads a run of
+/// consecutive bins once, so no unit walks them all (a walk of 256 shared atomics by one unit is a
 /// chain the whole cube waits for): a cube scan places the runs, and the unit whose run crosses
 /// `rank` walks it and leaves its answer in `scratch[answer]` and `scratch[answer + 1]`, two
-/// words past the scan's. Plain loops, no register array: a small cube over many bins would hold
-/// hundreds of counts (and unrolling them slows shader compilers down); only the crossing unit
-/// reads its run twice. Every unit must call it (it synchronises the cube); the counts may be
-/// written again after it returns.
+/// words past the scan's. Runs of up to 16 bins are unrolled, so their loads are in flight
+/// together; longer ones (a small cube over many bins) are loops, since unrolling hundreds of
+/// counts slows shader compilers down. Every unit must call it (it synchronises the cube); the
+/// counts may be written again after it returns.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn digit_of_rank<C: BinCounts>(
@@ -281,25 +281,33 @@ fn digit_of_rank<C: BinCounts>(
     #[comptime] units: usize,
 ) -> (u32, u32) {
     let per_unit = comptime!(bins.div_ceil(units));
+    let unrolled = comptime!(per_unit <= 16);
     // Unit 0 holds the top bins; units past the bins hold none.
     let top = bins - min(linear_unit() * per_unit, bins);
     let held = min(top, per_unit);
+    let mut run = Array::<u32>::new(per_unit);
     let mut sum = 0u32;
-    for j in 0..held {
-        sum += counts.bin_count(offset + top - 1usize - j);
+    #[unroll(unrolled)]
+    for j in 0..per_unit {
+        let mut count = 0u32;
+        if j < held {
+            count = counts.bin_count(offset + top - 1usize - j);
+        }
+        run[j] = count;
+        sum += count;
     }
     let (above, _) = cube_exclusive_sum(sum, scratch);
     if above < rank && rank <= above + sum {
         let mut running = above;
         let mut found = false;
-        for j in 0..held {
-            let count = counts.bin_count(offset + top - 1usize - j);
-            if !found && running + count >= rank {
+        #[unroll(unrolled)]
+        for j in 0..per_unit {
+            if !found && running + run[j] >= rank {
                 scratch[answer] = (top - 1usize - j) as u32;
                 scratch[answer + 1usize] = rank - running;
                 found = true;
             }
-            running += count;
+            running += run[j];
         }
     }
     sync_cube();
