@@ -61,8 +61,9 @@ case $mode in
     test_group $t rows priming_and_overflow radix_select_by_digit row_alone
     test_group $t sampling sampling
     timeout 120 $t runtime_report --nocapture > "$OUT/cuda-adapter.log" 2>&1
+    test_group $t grid rows_beyond_one_grid_axis
     test_group $t rest --skip kernel_family_shapes --skip fused_matrix --skip priming_and_overflow \
-      --skip radix_select_by_digit --skip row_alone --skip sampling
+      --skip radix_select_by_digit --skip row_alone --skip sampling --skip rows_beyond_one_grid_axis
     if [[ -x .gpu/wgpu-test-topk ]]; then
       for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
       export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
