@@ -332,6 +332,13 @@ pub fn zero_counters_kernel(counters: &mut Array<u32>, len: usize, #[comptime] u
     }
 }
 
+/// The words of [`digit_filter_kernel()`]'s scratch in a cube of `units`, which the host counts
+/// in the cube's shared memory: the cube scan's (one per plane of at least 4 units, and the total),
+/// then the digit search's answer (later each step's place) and rank.
+pub const fn filter_scratch_words(units: usize) -> usize {
+    units / 4 + 3
+}
+
 /// Tiled radix select, first launch: each tile's histogram of its keys' top digit (their top
 /// `digit_bits` bits), added into its row's `histogram` (zeroed before the launch). One cube per
 /// tile of `tile_width` elements (a multiple of the vector width), a row's tiles consecutive. Rows
@@ -474,8 +481,7 @@ pub fn digit_filter_kernel<F: Float, N: Size>(
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let width = input.vector_size();
     let unit = linear_unit();
-    // The scan's words (one per plane of at least 4 units, and the total), then the answer's.
-    let mut scratch = SharedMemory::<u32>::new(comptime!(units / 4 + 3));
+    let mut scratch = SharedMemory::<u32>::new(comptime!(filter_scratch_words(units)));
     let bins = comptime!(1usize << digit_bits);
     let answer = comptime!(units / 4 + 1);
     let (pivot, _) =

@@ -8,7 +8,9 @@ pub mod two_stage;
 
 use crate::error::{RowLayout, TopKError, check_float_dtype, check_shape};
 use crate::kernels::candidates;
-use crate::kernels::radix_select::{PER_ROW_DIGIT_BITS, RANK_QUERIES, TILED_DIGIT_BITS};
+use crate::kernels::radix_select::{
+    PER_ROW_DIGIT_BITS, RANK_QUERIES, TILED_DIGIT_BITS, filter_scratch_words,
+};
 use crate::options::{
     RADIX_DIGIT_BITS_MAX, RADIX_DIGIT_BITS_MIN, RadixSelectParams, STREAMING_MAX_K, Strategy,
     StreamingParams, TwoStageParams,
@@ -317,7 +319,8 @@ fn radix_select_config(
                 .tile_width
                 .unwrap_or_else(|| layout.len.div_ceil(cubes_per_row).max(units * batch));
             let filter_batch = filter_batch(tile_width, units);
-            let stage = filter_stage(hardware, 4 * (units / 4 + 2), units, filter_batch).max(1);
+            let scratch = 4 * filter_scratch_words(units);
+            let stage = filter_stage(hardware, scratch, units, filter_batch).max(1);
             // No more ranking cubes than the longest ranked list has groups of queries.
             let rank_max = radix_select::rank_max_entries(layout.rows);
             let rank_cubes = cubes_per_row.min(rank_max.div_ceil(RANK_QUERIES).max(1));
