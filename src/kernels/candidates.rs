@@ -649,36 +649,88 @@ impl Candidates {
 
     /// The cube's smallest key, largest key and total count, from each unit's largest key `hi`,
     /// the complement of its smallest `lo_inverted` (0 and 0 for a unit without keys) and its
-    /// `count` (one barrier). Each plane reduces its units' values, the planes' results go to
-    /// `scan`, and every plane reduces those again, so no unit waits on another's serial work.
-    /// `plane_max` runs on `i32` with the top bit flipped, which orders like `u32` (lavapipe's
-    /// `plane_max` on `u32` compares as signed).
+    /// `count` (one barrier).
     fn cube_range(&mut self, hi: u32, lo_inverted: u32, count: u32) -> (u32, u32, u32) {
+        let (lo, hi, count, _) = self.cube_reduce(hi, lo_inverted, count, 0u32, false);
+        (lo, hi, count)
+    }
+
+    /// [`Candidates::cube_range`], and with `wide` the maxima of `third` (then not summed) and
+    /// `fourth` over the cube: four words per plane, which the scan's words hold for planes of 4
+    /// lanes or more. Each plane reduces its units' values, the planes' results go to `scan`, and
+    /// every plane reduces those again, so no unit waits on another's serial work. `plane_max`
+    /// runs on `i32` with the top bit flipped, which orders like `u32` (lavapipe's `plane_max` on
+    /// `u32` compares as signed).
+    fn cube_reduce(
+        &mut self,
+        hi: u32,
+        lo_inverted: u32,
+        third: u32,
+        fourth: u32,
+        #[comptime] wide: bool,
+    ) -> (u32, u32, u32, u32) {
         let planes = (CUBE_DIM / PLANE_DIM) as usize;
         let lanes = PLANE_DIM as usize;
         let plane_hi = plane_max(i32::reinterpret(hi ^ 0x8000_0000u32));
         let plane_lo = plane_max(i32::reinterpret(lo_inverted ^ 0x8000_0000u32));
-        let plane_count = plane_sum(count);
+        let plane_third = if comptime!(wide) {
+            u32::reinterpret(plane_max(i32::reinterpret(third ^ 0x8000_0000u32)))
+        } else {
+            plane_sum(third)
+        };
+        let mut plane_fourth = 0u32;
+        if comptime!(wide) {
+            plane_fourth = u32::reinterpret(plane_max(i32::reinterpret(fourth ^ 0x8000_0000u32)));
+        }
         if UNIT_POS_PLANE == 0 {
             self.scan[PLANE_POS as usize] = u32::reinterpret(plane_hi);
             self.scan[planes + PLANE_POS as usize] = u32::reinterpret(plane_lo);
-            self.scan[2usize * planes + PLANE_POS as usize] = plane_count;
+            self.scan[2usize * planes + PLANE_POS as usize] = plane_third;
+            if comptime!(wide) {
+                self.scan[3usize * planes + PLANE_POS as usize] = plane_fourth;
+            }
         }
         sync_cube();
         // (Plane 0's words to start with: cubecl-cpp cannot reinterpret a constant.)
         let mut cube_hi = i32::reinterpret(self.scan[0usize]);
         let mut cube_lo = i32::reinterpret(self.scan[planes]);
-        let mut cube_count = 0u32;
+        let mut cube_third = 0u32;
+        let mut cube_fourth = 0i32;
+        if comptime!(wide) {
+            cube_third = self.scan[2usize * planes];
+            cube_fourth = i32::reinterpret(self.scan[3usize * planes]);
+        }
         let mut plane = UNIT_POS_PLANE as usize;
         while plane < planes {
             cube_hi = max(cube_hi, i32::reinterpret(self.scan[plane]));
             cube_lo = max(cube_lo, i32::reinterpret(self.scan[planes + plane]));
-            cube_count += self.scan[2usize * planes + plane];
+            if comptime!(wide) {
+                cube_third = u32::reinterpret(max(
+                    i32::reinterpret(cube_third),
+                    i32::reinterpret(self.scan[2usize * planes + plane]),
+                ));
+                cube_fourth = max(
+                    cube_fourth,
+                    i32::reinterpret(self.scan[3usize * planes + plane]),
+                );
+            } else {
+                cube_third += self.scan[2usize * planes + plane];
+            }
             plane += lanes;
         }
         let hi = u32::reinterpret(plane_max(cube_hi)) ^ 0x8000_0000u32;
         let lo = !(u32::reinterpret(plane_max(cube_lo)) ^ 0x8000_0000u32);
-        (lo, hi, plane_sum(cube_count))
+        let third = if comptime!(wide) {
+            u32::reinterpret(plane_max(i32::reinterpret(cube_third))) ^ 0x8000_0000u32
+        } else {
+            plane_sum(cube_third)
+        };
+        let fourth = if comptime!(wide) {
+            u32::reinterpret(plane_max(cube_fourth)) ^ 0x8000_0000u32
+        } else {
+            u32::cast_from(cube_fourth)
+        };
+        (lo, hi, third, fourth)
     }
 
     /// Counts `key` in a histogram pass over `[base, base + span]` in slices of `1 << shift`
@@ -748,11 +800,11 @@ impl Candidates {
 
     /// Moves the best k of a list of `count` entries in global memory (`entry_keys` and
     /// `entry_indices` from `first`; padding entries are skipped) into the empty buffer, grouped
-    /// by bucket for [`Candidates::bucket_place`]. One histogram of the keys over [`BUCKETS`]
-    /// equal slices of the list's key range finds the slice that holds the k-th entry; that
-    /// slice's entries and everything above are kept, each slice's entries together, best slice
-    /// first. Returns `(kept, lo, shift)`: the entries kept (`kept` ≥ k unless the list is
-    /// shorter) and the slicing, or [`NOT_BUCKETED`] as `kept`, with the buffer as it was, when
+    /// by bucket for [`Candidates::bucket_place`]. One histogram of the entries over [`BUCKETS`]
+    /// buckets ([`Slicing`]) finds the bucket that holds the k-th entry; that bucket's entries and
+    /// everything above are kept, each bucket's entries together, best bucket first. Returns
+    /// `(kept, slicing)`: the entries kept (`kept` ≥ k unless the list is shorter) and the
+    /// slicing, or [`NOT_BUCKETED`] as `kept`, with the buffer as it was, when
     /// the list is longer than [`BUCKET_LIST_MAX`] buffers, or the kept entries do not fit or
     /// crowd into so few slices (ties) that ranking within them would cost more than
     /// [`BUCKET_RANK_WORK`] compares per unit: then the list may be offered instead. Three
@@ -768,12 +820,16 @@ impl Candidates {
         first: usize,
         count: usize,
         k: u32,
-    ) -> (u32, u32, u32) {
+    ) -> (u32, Slicing) {
         let units = self.units;
         let unit = linear_unit();
         let mut taken = 0u32;
-        let mut lo_taken = 0u32;
-        let mut shift_taken = 0u32;
+        // The list's range, for the slicing: largest key, smallest key, the key bits above the
+        // low bits every key shares, the largest index.
+        let mut lo_key = 0u32;
+        let mut hi_key = 0u32;
+        let mut key_bits = 0u32;
+        let mut max_index = 0u32;
         if count > BUCKET_LIST_MAX * self.capacity {
             // A long list (a merge of many tiles' candidates) is cheaper offered: the primed
             // threshold rejects most of it in one pass, where buckets take three (H200, one row
@@ -787,8 +843,7 @@ impl Candidates {
             let mut held_indices = Array::<u32>::new(HELD_ENTRIES);
             let mut keys = Array::<u32>::new(LIST_BATCH);
             let mut indices = Array::<u32>::new(LIST_BATCH);
-            let mut hi = 0u32;
-            let mut lo_inverted = 0u32;
+            let mut range = ListRange::empty();
             #[unroll]
             for b in 0..HELD_BATCHES {
                 load_list_batch::<E>(
@@ -802,10 +857,7 @@ impl Candidates {
                     b * LIST_BATCH,
                     units,
                 );
-                let (h, l) =
-                    batch_range(&held_keys, &held_indices, b * LIST_BATCH, hi, lo_inverted);
-                hi = h;
-                lo_inverted = l;
+                range.add_batch(&held_keys, &held_indices, b * LIST_BATCH);
             }
             let rest = unit + HELD_BATCHES * step;
             let mut j = rest;
@@ -821,17 +873,24 @@ impl Candidates {
                     0usize,
                     units,
                 );
-                let (h, l) = batch_range(&keys, &indices, 0usize, hi, lo_inverted);
-                hi = h;
-                lo_inverted = l;
+                range.add_batch(&keys, &indices, 0usize);
                 j += step;
             }
-            let (lo, hi, _) = self.cube_range(hi, lo_inverted, 0u32);
-            // No real entry: `lo` is above `hi`, and nothing is counted below.
-            let shift = slice_shift(select(hi >= lo, hi - lo, 0u32), BUCKET_BITS);
+            let (lo, hi, bits, index) = self.cube_reduce(
+                range.hi,
+                range.lo_inverted,
+                range.key_bits,
+                range.max_index,
+                true,
+            );
+            lo_key = lo;
+            hi_key = hi;
+            key_bits = bits;
+            max_index = index;
+            let slicing = Slicing::new(lo, hi, bits, index);
             #[unroll]
             for b in 0..HELD_BATCHES {
-                self.count_buckets(&held_keys, &held_indices, b * LIST_BATCH, lo, shift);
+                self.count_buckets(&held_keys, &held_indices, b * LIST_BATCH, &slicing);
             }
             j = rest;
             while j < count {
@@ -846,7 +905,7 @@ impl Candidates {
                     0usize,
                     units,
                 );
-                self.count_buckets(&keys, &indices, 0usize, lo, shift);
+                self.count_buckets(&keys, &indices, 0usize, &slicing);
                 j += step;
             }
             // (Also ends `cube_range`'s reads of the scan words.)
@@ -889,7 +948,7 @@ impl Candidates {
             if kept as usize <= self.capacity && work as usize <= units * BUCKET_RANK_WORK {
                 #[unroll]
                 for b in 0..HELD_BATCHES {
-                    self.move_kept(&held_keys, &held_indices, b * LIST_BATCH, lo, shift, cut);
+                    self.move_kept(&held_keys, &held_indices, b * LIST_BATCH, &slicing, cut);
                 }
                 j = rest;
                 while j < count {
@@ -904,12 +963,10 @@ impl Candidates {
                         0usize,
                         units,
                     );
-                    self.move_kept(&keys, &indices, 0usize, lo, shift, cut);
+                    self.move_kept(&keys, &indices, 0usize, &slicing, cut);
                     j += step;
                 }
                 taken = kept;
-                lo_taken = lo;
-                shift_taken = shift;
             } else {
                 taken = NOT_BUCKETED;
                 // The histogram is zero between uses: each unit clears its own run.
@@ -923,7 +980,7 @@ impl Candidates {
             }
             sync_cube();
         }
-        (taken, lo_taken, shift_taken)
+        (taken, Slicing::new(lo_key, hi_key, key_bits, max_index))
     }
 
     /// [`Candidates::take_bucketed`]'s second pass over one batch (`keys` / `indices` from
@@ -933,13 +990,12 @@ impl Candidates {
         keys: &Array<u32>,
         indices: &Array<u32>,
         #[comptime] slot: usize,
-        lo: u32,
-        shift: u32,
+        slicing: &Slicing,
     ) {
         #[unroll]
         for t in 0..LIST_BATCH {
             if indices[slot + t] != PADDING_INDEX {
-                let bucket = ((keys[slot + t] - lo) >> shift) as usize;
+                let bucket = slicing.bucket(keys[slot + t], indices[slot + t]) as usize;
                 self.histogram[bucket].fetch_add(1u32);
             }
         }
@@ -952,14 +1008,13 @@ impl Candidates {
         keys: &Array<u32>,
         indices: &Array<u32>,
         #[comptime] slot: usize,
-        lo: u32,
-        shift: u32,
+        slicing: &Slicing,
         cut: u32,
     ) {
         #[unroll]
         for t in 0..LIST_BATCH {
             if indices[slot + t] != PADDING_INDEX {
-                let bucket = (keys[slot + t] - lo) >> shift;
+                let bucket = slicing.bucket(keys[slot + t], indices[slot + t]);
                 if bucket >= cut {
                     let place = self.histogram[bucket as usize].fetch_add(1u32) as usize;
                     self.keys[place] = keys[slot + t];
@@ -970,13 +1025,13 @@ impl Candidates {
     }
 
     /// The place (0 for the best) of entry `j` of the buffer after [`Candidates::take_bucketed`]
-    /// returned `(kept, lo, shift)` (`j < kept`): the entries of the buckets above its own, plus
+    /// returned `(kept, slicing)` (`j < kept`): the entries of the buckets above its own, plus
     /// those of its bucket that beat it. A bucket's entries lie between the end of the bucket
     /// above it and its own end, which the bucket's word holds after the moves.
-    pub fn bucket_place(&self, j: usize, lo: u32, shift: u32) -> u32 {
+    pub fn bucket_place(&self, j: usize, slicing: &Slicing) -> u32 {
         let key = self.keys[j];
         let index = self.indices[j];
-        let bucket = ((key - lo) >> shift) as usize;
+        let bucket = slicing.bucket(key, index) as usize;
         let end = self.histogram[bucket].load() as usize;
         let mut start = 0usize;
         if bucket + 1usize < BUCKETS {
@@ -1028,26 +1083,99 @@ fn load_list_batch<E: List<u32>>(
     }
 }
 
-/// [`Candidates::take_bucketed`]'s first pass over one batch (`keys` / `indices` from `slot`):
-/// the running largest key `hi` and complement of the smallest `lo_inverted`, over real entries.
-#[cube]
-fn batch_range(
-    keys: &Array<u32>,
-    indices: &Array<u32>,
-    #[comptime] slot: usize,
+/// The running range of a list in [`Candidates::take_bucketed`]'s first pass, over real entries:
+/// the largest key, the complement of the smallest, the key bits above the low bits that every
+/// key shares ([`Slicing`]), and the largest index.
+#[derive(CubeType, Clone, Copy)]
+struct ListRange {
     hi: u32,
     lo_inverted: u32,
-) -> (u32, u32) {
-    let mut hi = hi;
-    let mut lo_inverted = lo_inverted;
-    #[unroll]
-    for t in 0..LIST_BATCH {
-        if indices[slot + t] != PADDING_INDEX {
-            hi = max(hi, keys[slot + t]);
-            lo_inverted = max(lo_inverted, !keys[slot + t]);
+    key_bits: u32,
+    max_index: u32,
+}
+
+#[cube]
+impl ListRange {
+    fn empty() -> ListRange {
+        ListRange {
+            hi: 0u32,
+            lo_inverted: 0u32,
+            key_bits: 0u32,
+            max_index: 0u32,
         }
     }
-    (hi, lo_inverted)
+
+    /// Adds one batch (`keys` / `indices` from `slot`).
+    fn add_batch(&mut self, keys: &Array<u32>, indices: &Array<u32>, #[comptime] slot: usize) {
+        #[unroll]
+        for t in 0..LIST_BATCH {
+            if indices[slot + t] != PADDING_INDEX {
+                let key = keys[slot + t];
+                self.hi = max(self.hi, key);
+                self.lo_inverted = max(self.lo_inverted, !key);
+                // A key's low bits repeat its top bit's complement when it comes from a narrower
+                // float (see `Slicing`): those that do not are the bits it needs.
+                let repeated = select(key >= 0x8000_0000u32, 0u32, 0xFFFF_FFFFu32);
+                self.key_bits = max(self.key_bits, 32u32 - (key ^ repeated).trailing_zeros());
+                self.max_index = max(self.max_index, indices[slot + t]);
+            }
+        }
+    }
+}
+
+/// How [`Candidates::take_bucketed`] cuts a list into [`BUCKETS`] buckets whose order agrees with
+/// the entries' order (a better entry is never in a lower bucket), so each bucket's entries are
+/// ranked among themselves alone ([`Candidates::bucket_place`]).
+///
+/// The key's low bits that every key of the list shares are dropped first: a bf16 value's order
+/// key ends in 16 bits that are all zeros (or all ones, below the sign flip), an f16 one's in 13,
+/// so a bf16 row's list takes 128 key values per binade however long the row is, each held by
+/// many entries. Dropped bits keep keys apart: two keys with the same top bit have the same low
+/// bits. The rest of the key is cut into equal power-of-two slices. Where its range takes fewer
+/// than [`BUCKETS`] values, the bucket bits it leaves free go to the index, a smaller index in a
+/// higher bucket, so the copies of one value spread over up to `BUCKETS / values` buckets rather
+/// than crowd into one, whose ranking would cost the square of its entries.
+#[derive(CubeType, Clone, Copy)]
+pub struct Slicing {
+    /// The low key bits dropped.
+    low_bits: u32,
+    /// The smallest key, its low bits dropped.
+    lo: u32,
+    /// The key bits below a slice's, its low bits dropped.
+    shift: u32,
+    /// The bucket bits the key leaves to the index.
+    free: u32,
+    /// The index bits below those that take the free bucket bits.
+    index_shift: u32,
+}
+
+#[cube]
+impl Slicing {
+    /// The slicing of a list whose keys lie in `lo_key..=hi_key` and need their top `key_bits`
+    /// bits (the rest shared by every key), and whose indices are at most `max_index`. A list with
+    /// no entry (`lo_key` above `hi_key`) gets a slicing all of whose buckets are empty.
+    pub fn new(lo_key: u32, hi_key: u32, key_bits: u32, max_index: u32) -> Slicing {
+        let low_bits = 32u32 - max(key_bits, 1u32);
+        let lo = lo_key >> low_bits;
+        let span = select(hi_key >= lo_key, (hi_key >> low_bits) - lo, 0u32);
+        let bits = 32u32 - span.leading_zeros();
+        let free = BUCKET_BITS - min(bits, BUCKET_BITS);
+        let index_bits = 32u32 - max_index.leading_zeros();
+        Slicing {
+            low_bits,
+            lo,
+            shift: slice_shift(span, BUCKET_BITS),
+            free,
+            index_shift: select(index_bits > free, index_bits - free, 0u32),
+        }
+    }
+
+    /// The bucket of the entry `(key, index)` of the list.
+    pub fn bucket(&self, key: u32, index: u32) -> u32 {
+        let slice = ((key >> self.low_bits) - self.lo) >> self.shift;
+        let free_mask = (1u32 << self.free) - 1u32;
+        (slice << self.free) | (free_mask - (index >> self.index_shift))
+    }
 }
 
 /// The shift that cuts the offsets `0..=span` into at most `2^slice_bits` slices of equal
@@ -1294,15 +1422,17 @@ pub fn write_top_k<
     #[comptime] units: usize,
 ) {
     let (len, by_rank) = order_top_k(candidates);
+    // (No slicing: the places come from the order.)
+    let slicing = Slicing::new(1u32, 0u32, 0u32, 0u32);
     write_placed::<F, I, N, L, V, X>(
-        candidates, len, by_rank, false, 0u32, 0u32, k, input, base, stride, values, indices, row,
+        candidates, len, by_rank, false, &slicing, k, input, base, stride, values, indices, row,
         inner, largest, units,
     );
 }
 
 /// Writes each of the first `len` entries of `candidates` whose place is below k at that place
 /// in the contiguous outputs: with `bucketed`, the place [`Candidates::bucket_place`] gives under
-/// the slicing `lo`, `shift`; else the one [`order_top_k()`] gave ([`place_of()`], `by_rank`).
+/// `slicing`; else the one [`order_top_k()`] gave ([`place_of()`], `by_rank`).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>, X: ListMut<I>>(
@@ -1310,8 +1440,7 @@ fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>,
     len: usize,
     by_rank: bool,
     #[comptime] bucketed: bool,
-    lo: u32,
-    shift: u32,
+    slicing: &Slicing,
     k: u32,
     input: &L,
     base: usize,
@@ -1327,7 +1456,7 @@ fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>,
     let mut j = linear_unit();
     while j < len {
         let place = if comptime!(bucketed) {
-            candidates.bucket_place(j, lo, shift) as usize
+            candidates.bucket_place(j, slicing) as usize
         } else {
             place_of(candidates, j, by_rank)
         };
@@ -1417,8 +1546,7 @@ pub fn write_top_k_of_entries<
     #[comptime] entries_per_unit: usize,
     #[comptime] prime_per_unit: usize,
 ) {
-    let (kept, lo, shift) =
-        candidates.take_bucketed::<E>(entry_keys, entry_indices, first, count, k);
+    let (kept, slicing) = candidates.take_bucketed::<E>(entry_keys, entry_indices, first, count, k);
     if kept == NOT_BUCKETED {
         offer_entries::<E>(
             candidates,
@@ -1436,7 +1564,7 @@ pub fn write_top_k_of_entries<
     } else {
         let len = kept as usize;
         write_placed::<F, I, N, L, V, X>(
-            candidates, len, false, true, lo, shift, k, input, base, stride, values, indices, row,
+            candidates, len, false, true, &slicing, k, input, base, stride, values, indices, row,
             inner, largest, units,
         );
     }
