@@ -961,6 +961,12 @@ fn radix_select_by_digit() {
         };
         let few_copies = copied(40, &mut rng);
         let many_copies = copied(3000, &mut rng);
+        // The keys of a bf16 row (f32 values rounded to bf16): hundreds of copies of each value
+        // near the top, which the list's buckets spread by index.
+        let bf16_grid: Vec<f32> = random
+            .iter()
+            .map(|&v| half::bf16::from_f32(v).to_f32())
+            .collect();
         for (data, values) in [
             ("ascending", &ascending),
             ("random", &random),
@@ -969,11 +975,14 @@ fn radix_select_by_digit() {
             ("constant", &constant),
             ("40 copies", &few_copies),
             ("3000 copies", &many_copies),
+            ("bf16 grid", &bf16_grid),
         ] {
             // Short lists are ranked across the row's cubes, longer ones taken by bucket in
             // one cube, lists of many ties and constant rows offered to its candidate buffer.
             let ks: &[usize] = if data == "random" || data == "ties" {
                 &[1, 333, 1000, 4096]
+            } else if data == "bf16 grid" {
+                &[333, 1000]
             } else {
                 &[1, 333, 1000]
             };
