@@ -843,7 +843,10 @@ impl Candidates {
             let mut held_indices = Array::<u32>::new(HELD_ENTRIES);
             let mut keys = Array::<u32>::new(LIST_BATCH);
             let mut indices = Array::<u32>::new(LIST_BATCH);
-            let mut range = ListRange::empty();
+            let mut hi = 0u32;
+            let mut lo_inverted = 0u32;
+            let mut bits = 0u32;
+            let mut index = 0u32;
             #[unroll]
             for b in 0..HELD_BATCHES {
                 load_list_batch::<E>(
@@ -857,7 +860,19 @@ impl Candidates {
                     b * LIST_BATCH,
                     units,
                 );
-                range.add_batch(&held_keys, &held_indices, b * LIST_BATCH);
+                let (h, l, kb, mi) = batch_range(
+                    &held_keys,
+                    &held_indices,
+                    b * LIST_BATCH,
+                    hi,
+                    lo_inverted,
+                    bits,
+                    index,
+                );
+                hi = h;
+                lo_inverted = l;
+                bits = kb;
+                index = mi;
             }
             let rest = unit + HELD_BATCHES * step;
             let mut j = rest;
@@ -873,16 +888,15 @@ impl Candidates {
                     0usize,
                     units,
                 );
-                range.add_batch(&keys, &indices, 0usize);
+                let (h, l, kb, mi) =
+                    batch_range(&keys, &indices, 0usize, hi, lo_inverted, bits, index);
+                hi = h;
+                lo_inverted = l;
+                bits = kb;
+                index = mi;
                 j += step;
             }
-            let (lo, hi, bits, index) = self.cube_reduce(
-                range.hi,
-                range.lo_inverted,
-                range.key_bits,
-                range.max_index,
-                true,
-            );
+            let (lo, hi, bits, index) = self.cube_reduce(hi, lo_inverted, bits, index, true);
             lo_key = lo;
             hi_key = hi;
             key_bits = bits;
@@ -1083,44 +1097,37 @@ fn load_list_batch<E: List<u32>>(
     }
 }
 
-/// The running range of a list in [`Candidates::take_bucketed`]'s first pass, over real entries:
-/// the largest key, the complement of the smallest, the key bits above the low bits that every
-/// key shares ([`Slicing`]), and the largest index.
-#[derive(CubeType, Clone, Copy)]
-struct ListRange {
+/// [`Candidates::take_bucketed`]'s first pass over one batch (`keys` / `indices` from `slot`),
+/// over real entries: the running largest key `hi`, complement of the smallest `lo_inverted`, key
+/// bits above the low bits that every key shares (`key_bits`, see [`Slicing`]) and largest index.
+#[cube]
+fn batch_range(
+    keys: &Array<u32>,
+    indices: &Array<u32>,
+    #[comptime] slot: usize,
     hi: u32,
     lo_inverted: u32,
     key_bits: u32,
     max_index: u32,
-}
-
-#[cube]
-impl ListRange {
-    fn empty() -> ListRange {
-        ListRange {
-            hi: 0u32,
-            lo_inverted: 0u32,
-            key_bits: 0u32,
-            max_index: 0u32,
+) -> (u32, u32, u32, u32) {
+    let mut hi = hi;
+    let mut lo_inverted = lo_inverted;
+    let mut key_bits = key_bits;
+    let mut max_index = max_index;
+    #[unroll]
+    for t in 0..LIST_BATCH {
+        if indices[slot + t] != PADDING_INDEX {
+            let key = keys[slot + t];
+            hi = max(hi, key);
+            lo_inverted = max(lo_inverted, !key);
+            // A key from a narrower float ends in copies of its top bit's complement (see
+            // `Slicing`): the bits above those are the ones it needs.
+            let repeated = select(key >= 0x8000_0000u32, 0u32, 0xFFFF_FFFFu32);
+            key_bits = max(key_bits, 32u32 - (key ^ repeated).trailing_zeros());
+            max_index = max(max_index, indices[slot + t]);
         }
     }
-
-    /// Adds one batch (`keys` / `indices` from `slot`).
-    fn add_batch(&mut self, keys: &Array<u32>, indices: &Array<u32>, #[comptime] slot: usize) {
-        #[unroll]
-        for t in 0..LIST_BATCH {
-            if indices[slot + t] != PADDING_INDEX {
-                let key = keys[slot + t];
-                self.hi = max(self.hi, key);
-                self.lo_inverted = max(self.lo_inverted, !key);
-                // A key's low bits repeat its top bit's complement when it comes from a narrower
-                // float (see `Slicing`): those that do not are the bits it needs.
-                let repeated = select(key >= 0x8000_0000u32, 0u32, 0xFFFF_FFFFu32);
-                self.key_bits = max(self.key_bits, 32u32 - (key ^ repeated).trailing_zeros());
-                self.max_index = max(self.max_index, indices[slot + t]);
-            }
-        }
-    }
+    (hi, lo_inverted, key_bits, max_index)
 }
 
 /// How [`Candidates::take_bucketed`] cuts a list into [`BUCKETS`] buckets whose order agrees with
