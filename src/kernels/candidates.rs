@@ -804,14 +804,14 @@ impl Candidates {
     /// buckets ([`Slicing`]) finds the bucket that holds the k-th entry; that bucket's entries and
     /// everything above are kept, each bucket's entries together, best bucket first. Returns
     /// `(kept, slicing)`: the entries kept (`kept` ≥ k unless the list is shorter) and the
-    /// slicing, or [`NOT_BUCKETED`] as `kept`, with the buffer as it was, when
-    /// the list is longer than [`BUCKET_LIST_MAX`] buffers, or the kept entries do not fit or
-    /// crowd into so few slices (ties) that ranking within them would cost more than
-    /// [`BUCKET_RANK_WORK`] compares per unit: then the list may be offered instead. Three
-    /// passes over the list (one read of its first [`HELD_ENTRIES`] per unit, held in registers;
-    /// the rest read in each pass) and five barriers, against a sort of the kept entries (H200, 8
-    /// rows of 128k, k = 4096: the tiled radix select's last launch 59 µs sorting; the whole call
-    /// 79.3 → 38.3 µs by bucket). After a take the histogram's words hold the slices' ends, so nothing but
+    /// slicing, or [`NOT_BUCKETED`] as `kept`, with the buffer as it was, when the list is longer
+    /// than [`BUCKET_LIST_MAX`] buffers, or the kept entries do not fit or crowd into so few
+    /// buckets (ties) that ranking within them would cost more than [`BUCKET_RANK_WORK`] compares
+    /// per unit: then the list may be offered instead. Three passes over the list (one read of
+    /// its first [`HELD_ENTRIES`] per unit, held in registers; the rest read in each pass) and
+    /// five barriers, against a sort of the kept entries (H200, 8 rows of 128k, k = 4096: the
+    /// tiled radix select's last launch 59 µs sorting; the whole call 79.3 → 38.3 µs by bucket).
+    /// After a take the histogram's words hold the buckets' ends, so nothing but
     /// [`Candidates::bucket_place`] may follow.
     pub fn take_bucketed<E: List<u32>>(
         &mut self,
