@@ -978,7 +978,9 @@ fn radix_select_by_digit() {
             ("bf16 grid", &bf16_grid),
         ] {
             // Short lists are ranked across the row's cubes, longer ones taken by bucket in
-            // one cube, lists of many ties and constant rows offered to its candidate buffer.
+            // one cube (copies of a value spread over buckets by index), lists whose kept
+            // entries still crowd into a few buckets (3000 copies, constant rows) offered to
+            // its candidate buffer.
             let ks: &[usize] = if data == "random" || data == "ties" {
                 &[1, 333, 1000, 4096]
             } else if data == "bf16 grid" {
