@@ -10,10 +10,12 @@
 //! candidate order is total, so the result is exact.
 
 use crate::kernels::candidates::{
-    Candidates, PADDING_INDEX, PADDING_KEY, beats, order_top_k, place_of, sort_in_planes,
-    write_result, write_top_k_of_entries,
+    Candidates, NOT_RANKED, PADDING_INDEX, PADDING_KEY, beats, order_top_k, place_of,
+    sort_in_planes, write_result, write_top_k_of_entries,
 };
-use crate::kernels::primitives::{cube_exclusive_sum, cube_tile, linear_unit, mapped_row_offset};
+use crate::kernels::primitives::{
+    cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset, order_key,
+};
 use crate::kernels::streaming::offer_range;
 use cubecl::prelude::*;
 
@@ -27,15 +29,28 @@ pub fn merge_scan_words(units: usize) -> usize {
 /// units compares its entry with the others').
 const BOUND_LISTS: usize = 64;
 
+/// The largest k whose tiles are first ranked from registers ([`Candidates::rank_batch`]), in
+/// cubes of at least 4k units: a random tile of 16 elements per unit passes about 2k entries to
+/// the ranking, each of which counts them all.
+const RANKED_MAX_K: usize = 64;
+
+/// The largest cube that ranks its tile from registers. Larger cubes lost with it (H100, k = 50,
+/// two-stage with tiles of one batch: 512 units 0.86–1.17 and 1024 units 1.07–1.39 of the time
+/// without it, 256 units 0.77–1.02); the batch held in registers (32 words a unit) against their
+/// 128- and 64-register caps is the likely cost (not profiled).
+const RANKED_MAX_UNITS: usize = 256;
+
 /// Stage 1: the top-k of each tile, into `candidate_keys` / `candidate_indices` (k words per
 /// tile, tiles of a row consecutive), sorted best first when `sorted` (for the pairwise merge of
 /// [`merge_candidates_kernel()`]). Launched with one cube per tile (extra cubes exit). With
-/// `single_batch` (a tile is at most one batch of the cube) the tile is loaded once into
-/// registers, primes the threshold and is offered once; otherwise it is streamed like a row (see
-/// [`offer_range()`]).
+/// `single_batch` (a tile is at most one batch of the cube), a cube of at most
+/// [`RANKED_MAX_UNITS`] and k at most [`RANKED_MAX_K`] and a quarter of the units, the tile is
+/// ranked from registers ([`Candidates::rank_batch`]); where that declines, or for a
+/// single batch at larger k, the tile is loaded once, primes the threshold and is offered once;
+/// otherwise it is streamed like a row (see [`offer_range()`]). The ranked path's lists are
+/// always sorted.
 #[cube(launch_unchecked)]
-// `kept` and `by_rank` are declared before the comptime branch that sets them.
-#[allow(clippy::too_many_arguments, unused_assignments)]
+#[allow(clippy::too_many_arguments)]
 pub fn tile_candidates_kernel<F: Float, N: Size>(
     input: &Array<Vector<F, N>>,
     candidate_keys: &mut Array<u32>,
@@ -65,8 +80,138 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     let cube = CUBE_POS;
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
     let mut candidates = Candidates::new(capacity, units);
+    let k_len = k as usize;
+    let out = cube * k_len;
+    let unit = linear_unit();
+    // A tile of one batch at small k is first ranked from registers; only where its bound passes
+    // more entries than units (sorted tiles, many ties) does the buffer take it.
+    let mut ranked = false;
+    if comptime!(single_batch && units <= RANKED_MAX_UNITS) {
+        if k_len <= RANKED_MAX_K && k_len * 4usize <= units {
+            let (count, rank, key, index) = rank_tile::<F, N>(
+                &mut candidates,
+                input,
+                base,
+                stride,
+                start,
+                end,
+                k,
+                largest,
+                units,
+                vectors_per_unit,
+            );
+            if count != NOT_RANKED {
+                ranked = true;
+                if (unit as u32) < count && rank < k {
+                    candidate_keys[out + rank as usize] = key;
+                    candidate_indices[out + rank as usize] = index;
+                }
+                let mut j = min(count as usize, k_len) + unit;
+                while j < k_len {
+                    candidate_keys[out + j] = u32::cast_from(PADDING_KEY);
+                    candidate_indices[out + j] = u32::cast_from(PADDING_INDEX);
+                    j += units;
+                }
+            }
+        }
+    }
+    if !ranked {
+        offer_tile::<F, N>(
+            &mut candidates,
+            input,
+            candidate_keys,
+            candidate_indices,
+            base,
+            stride,
+            start,
+            end,
+            k,
+            out,
+            largest,
+            units,
+            vectors_per_unit,
+            prime_per_unit,
+            prime_batches,
+            single_batch,
+            sorted,
+        );
+    }
+}
+
+/// The tile's entries loaded into registers and ranked by [`Candidates::rank_batch`].
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn rank_tile<F: Float, N: Size>(
+    candidates: &mut Candidates,
+    input: &Array<Vector<F, N>>,
+    base: usize,
+    stride: usize,
+    start: usize,
+    end: usize,
+    k: u32,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+) -> (u32, u32, u32, u32) {
+    let width = input.vector_size();
+    let batch = comptime!(vectors_per_unit * width);
+    let unit = linear_unit();
+    let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
+    load_vectors::<F, N, Array<Vector<F, N>>>(
+        input,
+        &mut vectors,
+        base,
+        stride,
+        start,
+        end,
+        units,
+        vectors_per_unit,
+    );
+    let mut keys = Array::<u32>::new(batch);
+    let mut indices = Array::<u32>::new(batch);
+    let mut valid = 0u32;
+    #[unroll]
+    for v in 0..vectors_per_unit {
+        let element = start + (v * units + unit) * width;
+        if element < end {
+            let vector = vectors[v];
+            #[unroll]
+            for lane in 0..width {
+                let j = v * width + lane;
+                keys[j] = order_key::<F>(vector[lane], largest);
+                indices[j] = (element + lane) as u32;
+                valid |= 1u32 << (j as u32);
+            }
+        }
+    }
+    candidates.rank_batch(&keys, &indices, valid, k, batch)
+}
+
+/// The tile offered to the candidate buffer ([`offer_range()`]) and its top-k written from there.
+#[cube]
+// `kept` and `by_rank` are declared before the comptime branch that sets them.
+#[allow(clippy::too_many_arguments, unused_assignments)]
+fn offer_tile<F: Float, N: Size>(
+    candidates: &mut Candidates,
+    input: &Array<Vector<F, N>>,
+    candidate_keys: &mut Array<u32>,
+    candidate_indices: &mut Array<u32>,
+    base: usize,
+    stride: usize,
+    start: usize,
+    end: usize,
+    k: u32,
+    out: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] vectors_per_unit: usize,
+    #[comptime] prime_per_unit: usize,
+    #[comptime] prime_batches: usize,
+    #[comptime] single_batch: bool,
+    #[comptime] sorted: bool,
+) {
     offer_range::<F, N, Array<Vector<F, N>>>(
-        &mut candidates,
+        candidates,
         input,
         base,
         stride,
@@ -85,17 +230,16 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
     let mut kept = 0usize;
     let mut by_rank = false;
     if comptime!(sorted) {
-        let (ordered, ranked) = order_top_k(&mut candidates);
+        let (ordered, ranked) = order_top_k(candidates);
         kept = ordered;
         by_rank = ranked;
     } else {
         kept = candidates.entries() as usize;
     }
     let k_len = k as usize;
-    let out = cube * k_len;
     let mut j = linear_unit();
     while j < kept {
-        let place = place_of(&candidates, j, by_rank);
+        let place = place_of(candidates, j, by_rank);
         if place < k_len {
             candidate_keys[out + place] = candidates.key(j);
             candidate_indices[out + place] = candidates.index(j);
