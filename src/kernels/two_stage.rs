@@ -50,7 +50,8 @@ const RANKED_MAX_UNITS: usize = 256;
 /// otherwise it is streamed like a row (see [`offer_range()`]). The ranked path's lists are
 /// always sorted.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
+// The comptime condition stays apart from the run-time one, so the branch is compiled out.
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub fn tile_candidates_kernel<F: Float, N: Size>(
     input: &Array<Vector<F, N>>,
     candidate_keys: &mut Array<u32>,
