@@ -43,10 +43,10 @@ const RANKED_MAX_UNITS: usize = 256;
 /// Stage 1: the top-k of each tile, into `candidate_keys` / `candidate_indices` (k words per
 /// tile, tiles of a row consecutive), sorted best first when `sorted` (for the pairwise merge of
 /// [`merge_candidates_kernel()`]). Launched with one cube per tile (extra cubes exit). With
-/// `single_batch` (a tile is at most one batch of the cube), a cube of at most
-/// [`RANKED_MAX_UNITS`] and k at most [`RANKED_MAX_K`] and a quarter of the units, the tile is
-/// ranked from registers ([`Candidates::rank_batch`]); where that declines, or for a
-/// single batch at larger k, the tile is loaded once, primes the threshold and is offered once;
+/// `single_batch` (a tile is at most one batch of the cube), a cube of at most 256 units
+/// (`RANKED_MAX_UNITS`) and k at most 64 (`RANKED_MAX_K`) and a quarter of the units, the tile
+/// is ranked from registers ([`Candidates::rank_batch`]); where that declines, or for a single
+/// batch at larger k, the tile is loaded once, primes the threshold and is offered once;
 /// otherwise it is streamed like a row (see [`offer_range()`]). The ranked path's lists are
 /// always sorted.
 #[cube(launch_unchecked)]
