@@ -240,20 +240,45 @@ fn offer_loaded(
     } else {
         batch
     });
-    let unit = linear_unit();
     let mut keys = Array::<u32>::new(batch);
     let mut indices = Array::<u32>::new(batch);
-    #[unroll]
-    for j in 0..batch {
-        // Entry j is lane j % width of vector j / width.
-        let position = ((j / width) * units + unit) * width + j % width;
-        keys[j] = order_key::<f32>(floats[j], largest);
-        indices[j] = (start + position) as u32;
-    }
+    batch_entries(
+        floats,
+        &mut keys,
+        &mut indices,
+        start,
+        largest,
+        units,
+        width,
+        batch,
+    );
     if !candidates.holds(end - start) {
         candidates.prime(&keys, valid, k, per_unit, batch);
     }
     candidates.offer(&keys, &indices, valid, k, 1u32, true, batch, exact_cut);
+}
+
+/// The order keys and row indices of this unit's entries of a batch taken by [`take_batch()`] at
+/// element `start` (entry j is lane j % width of the unit's vector j / width).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn batch_entries(
+    floats: &Array<f32>,
+    keys: &mut Array<u32>,
+    indices: &mut Array<u32>,
+    start: usize,
+    #[comptime] largest: bool,
+    #[comptime] units: usize,
+    #[comptime] width: usize,
+    #[comptime] batch: usize,
+) {
+    let unit = linear_unit();
+    #[unroll]
+    for j in 0..batch {
+        let position = ((j / width) * units + unit) * width + j % width;
+        keys[j] = order_key::<f32>(floats[j], largest);
+        indices[j] = (start + position) as u32;
+    }
 }
 
 /// Fills `keys` with this unit's sample of the first `batches` batches of `start..end`: with
@@ -358,7 +383,7 @@ fn sample_keys<F: Float, N: Size, L: List<Vector<F, N>>>(
 /// issues the loads of the batch after it. Returns the bits of the entries that are real.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn take_batch<F: Float, N: Size, L: List<Vector<F, N>>>(
+pub fn take_batch<F: Float, N: Size, L: List<Vector<F, N>>>(
     input: &L,
     vectors: &mut Array<Vector<F, N>>,
     floats: &mut Array<f32>,

@@ -14,9 +14,9 @@ use crate::kernels::candidates::{
     sort_in_planes, write_result, write_top_k_of_entries,
 };
 use crate::kernels::primitives::{
-    cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset, order_key,
+    cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset,
 };
-use crate::kernels::streaming::offer_range;
+use crate::kernels::streaming::{batch_entries, offer_range, take_batch};
 use cubecl::prelude::*;
 
 /// Words of the scan that gathers the entries at or above the merge's bound in a cube of
@@ -107,12 +107,14 @@ pub fn tile_candidates_kernel<F: Float, N: Size>(
                     candidate_keys[out + rank as usize] = key;
                     candidate_indices[out + rank as usize] = index;
                 }
-                let mut j = min(count as usize, k_len) + unit;
-                while j < k_len {
-                    candidate_keys[out + j] = u32::cast_from(PADDING_KEY);
-                    candidate_indices[out + j] = u32::cast_from(PADDING_INDEX);
-                    j += units;
-                }
+                pad_list(
+                    candidate_keys,
+                    candidate_indices,
+                    out,
+                    min(count as usize, k_len),
+                    k_len,
+                    units,
+                );
             }
         }
     }
@@ -156,7 +158,6 @@ fn rank_tile<F: Float, N: Size>(
 ) -> (u32, u32, u32, u32) {
     let width = input.vector_size();
     let batch = comptime!(vectors_per_unit * width);
-    let unit = linear_unit();
     let mut vectors = Array::<Vector<F, N>>::new(vectors_per_unit);
     load_vectors::<F, N, Array<Vector<F, N>>>(
         input,
@@ -168,23 +169,30 @@ fn rank_tile<F: Float, N: Size>(
         units,
         vectors_per_unit,
     );
+    let mut floats = Array::<f32>::new(batch);
+    let valid = take_batch::<F, N, Array<Vector<F, N>>>(
+        input,
+        &mut vectors,
+        &mut floats,
+        base,
+        stride,
+        start,
+        end,
+        units,
+        vectors_per_unit,
+    );
     let mut keys = Array::<u32>::new(batch);
     let mut indices = Array::<u32>::new(batch);
-    let mut valid = 0u32;
-    #[unroll]
-    for v in 0..vectors_per_unit {
-        let element = start + (v * units + unit) * width;
-        if element < end {
-            let vector = vectors[v];
-            #[unroll]
-            for lane in 0..width {
-                let j = v * width + lane;
-                keys[j] = order_key::<F>(vector[lane], largest);
-                indices[j] = (element + lane) as u32;
-                valid |= 1u32 << (j as u32);
-            }
-        }
-    }
+    batch_entries(
+        &floats,
+        &mut keys,
+        &mut indices,
+        start,
+        largest,
+        units,
+        width,
+        batch,
+    );
     candidates.rank_batch(&keys, &indices, valid, k, batch)
 }
 
@@ -247,8 +255,28 @@ fn offer_tile<F: Float, N: Size>(
         }
         j += units;
     }
-    // A tile shorter than k leaves the places after its entries to padding.
-    j = min(kept, k_len) + linear_unit();
+    pad_list(
+        candidate_keys,
+        candidate_indices,
+        out,
+        min(kept, k_len),
+        k_len,
+        units,
+    );
+}
+
+/// Fills places `from..k_len` of the tile list at `out` with padding: a tile shorter than k leaves
+/// the places after its entries to it.
+#[cube]
+fn pad_list(
+    candidate_keys: &mut Array<u32>,
+    candidate_indices: &mut Array<u32>,
+    out: usize,
+    from: usize,
+    k_len: usize,
+    #[comptime] units: usize,
+) {
+    let mut j = from + linear_unit();
     while j < k_len {
         candidate_keys[out + j] = u32::cast_from(PADDING_KEY);
         candidate_indices[out + j] = u32::cast_from(PADDING_INDEX);
