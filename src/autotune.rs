@@ -7,8 +7,8 @@
 //!   alignment allows: narrower ones only issue more loads for the same bytes); two-stage with
 //!   the two largest of those cubes and tiles of the crate's choice or of 32 Ki elements, and
 //!   with 256-unit cubes and the crate's tiles (one batch per unit, ranked from registers at
-//!   small k); radix select. A candidate that does not fit the device for a key (shared memory, units per cube, k
-//!   above the buffer limit) reports an error before launching and is skipped.
+//!   small k); radix select. A candidate that does not fit the device for a key (shared memory,
+//!   units per cube, k above the buffer limit) reports an error before launching and is skipped.
 //! - **Pruning**: cheap rules drop candidates that cannot win for a key before anything is timed
 //!   (two-stage when the rows alone fill the device, cubes or batches larger than the row,
 //!   256-unit cubes beside larger ones unless the rows outnumber the processors or are short,
