@@ -76,8 +76,9 @@ pub const PADDING_KEY: u32 = 0;
 pub const NO_CUT: u32 = u32::MAX;
 /// [`Candidates::rank_batch`]'s count when too many entries passed its bound to rank them.
 pub const NOT_RANKED: u32 = u32::MAX;
-/// The most entries [`Candidates::rank_batch`] ranks (each counts all the others).
-const RANK_BATCH_MAX: usize = 256;
+/// The most entries ranked by counting ([`count_beating()`]: each counts all the others), in
+/// [`Candidates::rank_batch`] and the two-stage merge.
+pub const RANK_COUNT_MAX: usize = 256;
 
 /// Shared-memory bytes a [`Candidates`] buffer of `capacity` entries needs in a cube of `units`.
 pub fn shared_bytes(capacity: usize, units: usize) -> usize {
@@ -683,18 +684,19 @@ impl Candidates {
                 lo_index = index;
             }
         }
+        // The entries at or above the bound, one bit each, so the gather below tests none again.
         let mut passing = 0u32;
         #[unroll]
         for j in 0..batch {
             if (valid >> (j as u32)) & 1u32 != 0u32 && !beats(lo_key, lo_index, keys[j], indices[j])
             {
-                passing += 1u32;
+                passing |= 1u32 << (j as u32);
             }
         }
-        let (first, total) = cube_exclusive_sum(passing, &mut self.scan);
+        let (first, total) = cube_exclusive_sum(passing.count_ones(), &mut self.scan);
         let capacity = self.capacity;
         // (A multiple of four, for the ranking's padding.)
-        let limit = comptime!((units.min(capacity).min(RANK_BATCH_MAX) & !3) as u32);
+        let limit = comptime!((units.min(capacity).min(RANK_COUNT_MAX) & !3) as u32);
         let mut rank = 0u32;
         let mut key = u32::cast_from(PADDING_KEY);
         let mut index = u32::cast_from(PADDING_INDEX);
@@ -702,53 +704,18 @@ impl Candidates {
             let mut slot = first as usize;
             #[unroll]
             for j in 0..batch {
-                if (valid >> (j as u32)) & 1u32 != 0u32
-                    && !beats(lo_key, lo_index, keys[j], indices[j])
-                {
+                if (passing >> (j as u32)) & 1u32 != 0u32 {
                     self.keys[slot] = keys[j];
                     self.indices[slot] = indices[j];
                     slot += 1usize;
                 }
             }
-            // Padding to a multiple of four (it beats nothing), so that the ranking reads four
-            // entries per step, their loads in flight together: one at a time, the loop was a
-            // chain of shared-memory round trips.
-            let padded = (total + 3u32) & !3u32;
-            if (unit as u32) >= total && (unit as u32) < padded {
-                self.keys[unit] = u32::cast_from(PADDING_KEY);
-                self.indices[unit] = u32::cast_from(PADDING_INDEX);
-            }
+            let padded = pad_for_counting(&mut self.keys, &mut self.indices, 0usize, total);
             sync_cube();
             if (unit as u32) < total {
                 key = self.keys[unit];
                 index = self.indices[unit];
-                let mut other = 0usize;
-                while other < padded as usize {
-                    let first = beats(self.keys[other], self.indices[other], key, index);
-                    let second = beats(
-                        self.keys[other + 1usize],
-                        self.indices[other + 1usize],
-                        key,
-                        index,
-                    );
-                    let third = beats(
-                        self.keys[other + 2usize],
-                        self.indices[other + 2usize],
-                        key,
-                        index,
-                    );
-                    let fourth = beats(
-                        self.keys[other + 3usize],
-                        self.indices[other + 3usize],
-                        key,
-                        index,
-                    );
-                    rank += select(first, 1u32, 0u32)
-                        + select(second, 1u32, 0u32)
-                        + select(third, 1u32, 0u32)
-                        + select(fourth, 1u32, 0u32);
-                    other += 4usize;
-                }
+                rank = count_beating(&self.keys, &self.indices, 0usize, padded, key, index);
             }
         }
         (select(total <= limit, total, NOT_RANKED), rank, key, index)
@@ -1349,6 +1316,55 @@ fn slice_shift(span: u32, #[comptime] slice_bits: u32) -> u32 {
 #[cube]
 pub fn beats(key: u32, index: u32, other_key: u32, other_index: u32) -> bool {
     key > other_key || (key == other_key && index < other_index)
+}
+
+/// Pads the `total` entries at `offset` of `keys` / `indices` to a multiple of four with entries
+/// that beat nothing, for [`count_beating()`], and returns that length. Units `total..` write the
+/// padding: the cube needs a barrier before the entries are counted.
+#[cube]
+pub fn pad_for_counting(
+    keys: &mut SharedMemory<u32>,
+    indices: &mut SharedMemory<u32>,
+    offset: usize,
+    total: u32,
+) -> usize {
+    let padded = (total + 3u32) & !3u32;
+    let unit = linear_unit();
+    if (unit as u32) >= total && (unit as u32) < padded {
+        keys[offset + unit] = u32::cast_from(PADDING_KEY);
+        indices[offset + unit] = u32::cast_from(PADDING_INDEX);
+    }
+    padded as usize
+}
+
+/// How many of the `padded` entries at `offset` of `keys` / `indices` (see
+/// [`pad_for_counting()`]) beat `(key, index)`: its place among them, the order being total.
+/// Four entries per step, their loads in flight together: one at a time, the loop was a chain of
+/// shared-memory round trips.
+#[cube]
+pub fn count_beating(
+    keys: &SharedMemory<u32>,
+    indices: &SharedMemory<u32>,
+    offset: usize,
+    padded: usize,
+    key: u32,
+    index: u32,
+) -> u32 {
+    let mut count = 0u32;
+    let mut other = offset;
+    let end = offset + padded;
+    while other < end {
+        let first = beats(keys[other], indices[other], key, index);
+        let second = beats(keys[other + 1usize], indices[other + 1usize], key, index);
+        let third = beats(keys[other + 2usize], indices[other + 2usize], key, index);
+        let fourth = beats(keys[other + 3usize], indices[other + 3usize], key, index);
+        count += select(first, 1u32, 0u32)
+            + select(second, 1u32, 0u32)
+            + select(third, 1u32, 0u32)
+            + select(fourth, 1u32, 0u32);
+        other += 4usize;
+    }
+    count
 }
 
 /// Sorts the entries `offset..offset + len` of `keys` / `indices` best first, with one entry per
