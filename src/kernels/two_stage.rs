@@ -4,14 +4,14 @@
 //! cube per tile, and writes each tile's exact top-k sorted best first (padded when the tile is
 //! shorter than k) as keys and indices. Stage 2, a second launch with one cube per row, merges a
 //! row's tile lists into the sorted top-k ([`merge_candidates_kernel()`]): in shared memory when
-//! they all fit there (the entries above a bound read off the sorted lists, sorted in planes, or
-//! a pairwise merge with one barrier per halving of the list count), else streamed through a
-//! candidate buffer. The union of the tiles' top-k holds the row's top-k, and the
-//! candidate order is total, so the result is exact.
+//! they all fit there (the entries above a bound read off the sorted lists, each placed by
+//! counting those that beat it or sorted in planes, or a pairwise merge with one barrier per
+//! halving of the list count), else streamed through a candidate buffer. The union of the tiles'
+//! top-k holds the row's top-k, and the candidate order is total, so the result is exact.
 
 use crate::kernels::candidates::{
-    Candidates, NOT_RANKED, PADDING_INDEX, PADDING_KEY, beats, order_top_k, place_of,
-    sort_in_planes, write_result, write_top_k_of_entries,
+    Candidates, NOT_RANKED, PADDING_INDEX, PADDING_KEY, RANK_COUNT_MAX, beats, count_beating,
+    order_top_k, pad_for_counting, place_of, sort_in_planes, write_result, write_top_k_of_entries,
 };
 use crate::kernels::primitives::{
     cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset,
@@ -284,18 +284,42 @@ fn pad_list(
     }
 }
 
+/// 1 when list `list`'s entry at `pivot` goes before unit `unit`'s own list's `(key, index)`
+/// there, else 0. Equal paddings are told apart by their list, so the ranks are distinct.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn pivot_above(
+    keys: &SharedMemory<u32>,
+    indices: &SharedMemory<u32>,
+    list: usize,
+    k_len: usize,
+    pivot: usize,
+    key: u32,
+    index: u32,
+    unit: usize,
+) -> u32 {
+    let other_key = keys[list * k_len + pivot];
+    let other_index = indices[list * k_len + pivot];
+    let above = other_key > key
+        || (other_key == key && (other_index < index || (other_index == index && list < unit)));
+    select(above, 1u32, 0u32)
+}
+
 /// Stage 2: the sorted top-k of each row from its `lists` tile lists of k entries (consecutive, a
 /// row's lists `lists × k` apart). One cube per row.
 ///
 /// With `pairwise` (the lists are sorted and fit shared memory twice: `lists × k ≤ capacity`),
-/// at most `BOUND_LISTS` + 1 lists holding more than two entries per unit first give a lower
-/// bound of the row's k-th best, and when the entries at or above it fit one per unit they are
-/// sorted in planes ([`sort_in_planes()`]) and the first k written. Otherwise the lists are merged
-/// pairwise, keeping the best k of each pair, until one is left: each entry finds its place in
-/// the merged pair from its own place plus the entries of the other list that go before it (a binary search; entries of the first list go first among equals, so equal
-/// paddings merge like any others), and moves to the other half of the shared buffer. One
-/// barrier per level, `⌈log2 lists⌉` levels. Otherwise the candidates are offered to a
-/// candidate buffer of `capacity` entries like the elements of a streamed row.
+/// at most `BOUND_LISTS` + 1 lists holding more than one entry per unit first give a lower bound
+/// of the row's k-th best. When at most [`RANK_COUNT_MAX`] entries are at or above it, each is
+/// placed by counting those that beat it ([`count_beating()`]) and written from there; when more
+/// fit one per unit and the lists hold more than two entries per unit, they are sorted in planes
+/// ([`sort_in_planes()`]) and the first k written. Otherwise the lists are merged pairwise,
+/// keeping the best k of each pair, until one is left: each entry finds its place in the merged
+/// pair from its own place plus the entries of the other list that go before it (a binary
+/// search; entries of the first list go first among equals, so equal paddings merge like any
+/// others), and moves to the other half of the shared buffer. One barrier per level,
+/// `⌈log2 lists⌉` levels. Otherwise the candidates are offered to a candidate buffer of
+/// `capacity` entries like the elements of a streamed row.
 #[cube(launch_unchecked)]
 // `(a..=b).contains(&x)` does not expand in CubeCL.
 #[allow(
@@ -347,36 +371,90 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
         let mut source = 0usize;
         let mut target = capacity.runtime();
         let mut count = lists;
+        // The result is written from registers by the ranking below, or from `source` at the end.
+        let mut written = false;
         // A lower bound of the row's k-th best: each list is sorted, so with `t` = ⌈k / full⌉
         // over the `full` lists that surely hold k entries (all but the last, which may be
         // short), the ⌈k / t⌉-th best of those lists' t-th entries has ⌈k / t⌉ × t ≥ k entries at
         // or above it. Only entries at or above it can be among the top k: for random rows a
-        // few per list. When they fit one per unit they are sorted in planes, which costs fewer
-        // barriers and dependent loads than the ⌈log2 lists⌉ levels of binary searches once
-        // those take more than two entries per unit (H100, b=1 V=128k k=256, 32 lists: 42.3 →
-        // 34.3 µs; with 16 lists of 50 the pairwise merge was 2.5 µs faster).
-        if lists >= 2usize && lists <= BOUND_LISTS + 1usize && lists * k_len > 2usize * units {
+        // few per list. Where the pairwise merge would take more than one entry per unit, up to
+        // `RANK_COUNT_MAX` of them are each placed by counting the others that beat it: one
+        // step against ⌈log2 lists⌉ levels of binary searches and barriers (H100, two-stage,
+        // k = 50: 1 × 128k, 32 lists, 14.3 → 13.6 µs, 1 × 256k 16.7 → 14.7, 8 × 256k 25.5 →
+        // 24.3; with one entry per unit or fewer, the bound cost more than the levels: 1 × 32k,
+        // 11.0 → 11.8). More, when they fit one per unit and the pairwise merge would take over
+        // two entries per unit, are sorted in planes (H100, b=1 V=128k k=256, 32 lists: 42.3 →
+        // 34.3 µs).
+        let sorts = lists * k_len > 2usize * units;
+        if lists >= 2usize
+            && lists <= BOUND_LISTS + 1usize
+            && ((lists * k_len > units && k_len <= RANK_COUNT_MAX) || sorts)
+        {
             let full = lists - 1usize;
             let t = k_len.div_ceil(full);
             let r = k_len.div_ceil(t);
             let mut bound = SharedMemory::<u32>::new(2usize);
             let mut scratch = SharedMemory::<u32>::new(comptime!(merge_scan_words(units)));
             if unit < full {
-                let key = keys[unit * k_len + t - 1usize];
-                let index = entry_indices[unit * k_len + t - 1usize];
-                let mut above = 0usize;
-                for list in 0..full {
-                    let other_key = keys[list * k_len + t - 1usize];
-                    let other_index = entry_indices[list * k_len + t - 1usize];
-                    // Equal paddings are told apart by their list, so the ranks are distinct.
-                    if other_key > key
-                        || (other_key == key
-                            && (other_index < index || (other_index == index && list < unit)))
-                    {
-                        above += 1usize;
-                    }
+                let pivot = t - 1usize;
+                let key = keys[unit * k_len + pivot];
+                let index = entry_indices[unit * k_len + pivot];
+                // Four lists per step, their loads in flight together (past the last list, the
+                // last is read again and not counted).
+                let last = full - 1usize;
+                let mut above = 0u32;
+                let mut list = 0usize;
+                while list < full {
+                    let second = min(list + 1usize, last);
+                    let third = min(list + 2usize, last);
+                    let fourth = min(list + 3usize, last);
+                    above +=
+                        pivot_above(&keys, &entry_indices, list, k_len, pivot, key, index, unit)
+                            + select(
+                                list + 1usize < full,
+                                pivot_above(
+                                    &keys,
+                                    &entry_indices,
+                                    second,
+                                    k_len,
+                                    pivot,
+                                    key,
+                                    index,
+                                    unit,
+                                ),
+                                0u32,
+                            )
+                            + select(
+                                list + 2usize < full,
+                                pivot_above(
+                                    &keys,
+                                    &entry_indices,
+                                    third,
+                                    k_len,
+                                    pivot,
+                                    key,
+                                    index,
+                                    unit,
+                                ),
+                                0u32,
+                            )
+                            + select(
+                                list + 3usize < full,
+                                pivot_above(
+                                    &keys,
+                                    &entry_indices,
+                                    fourth,
+                                    k_len,
+                                    pivot,
+                                    key,
+                                    index,
+                                    unit,
+                                ),
+                                0u32,
+                            );
+                    list += 4usize;
                 }
-                if above == r - 1usize {
+                if above as usize == r - 1usize {
                     bound[0usize] = key;
                     bound[1usize] = index;
                 }
@@ -394,7 +472,10 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                 e += units;
             }
             let (first, total) = cube_exclusive_sum(kept, &mut scratch);
-            if total as usize <= units {
+            // The counting reads the gathered entries padded to a multiple of four.
+            let ranks = total as usize <= min(units, RANK_COUNT_MAX)
+                && ((total + 3u32) & !3u32) as usize <= capacity;
+            if ranks || (sorts && total as usize <= units) {
                 let mut slot = target + first as usize;
                 e = unit;
                 while e < lists * k_len {
@@ -407,9 +488,40 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                     }
                     e += units;
                 }
-                sync_cube();
-                sort_in_planes(&mut keys, &mut entry_indices, target, total);
-                source = target;
+                if ranks {
+                    // A padding bound (tiles shorter than k) passes all `lists × k` entries,
+                    // more than the units, so only real entries get here: distinct, and so are
+                    // their places.
+                    let padded = pad_for_counting(&mut keys, &mut entry_indices, target, total);
+                    sync_cube();
+                    if unit < total as usize {
+                        let key = keys[target + unit];
+                        let index = entry_indices[target + unit];
+                        let place =
+                            count_beating(&keys, &entry_indices, target, padded, key, index);
+                        if place < k {
+                            write_result::<F, I, N, Array<Vector<F, N>>, Array<F>, Array<I>>(
+                                key,
+                                index,
+                                place as usize,
+                                k_len,
+                                input,
+                                base,
+                                stride,
+                                values,
+                                indices,
+                                row,
+                                inner,
+                                largest,
+                            );
+                        }
+                    }
+                    written = true;
+                } else {
+                    sync_cube();
+                    sort_in_planes(&mut keys, &mut entry_indices, target, total);
+                    source = target;
+                }
                 count = 1usize;
             }
         }
@@ -457,7 +569,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
             count = pairs + count % 2usize;
         }
         j = unit;
-        while j < k_len {
+        while j < k_len && !written {
             write_result::<F, I, N, Array<Vector<F, N>>, Array<F>, Array<I>>(
                 keys[source + j],
                 entry_indices[source + j],
