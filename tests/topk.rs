@@ -928,6 +928,50 @@ fn priming_and_overflow() {
     }
 }
 
+/// The two-stage merge's paths over sorted tile lists in shared memory: the bound whose passing
+/// entries are each placed by counting (more list entries than the merge cube's units, at most
+/// 256 passing), the bound whose passing entries are sorted in planes, and the pairwise merge
+/// (fewer list entries than units, or too many passing: sorted, tied or constant rows). 160 rows
+/// make the merge cubes 256 units wide (rows at least the processors), tiles of 256 elements
+/// make 16 or 8 lists (the last one short at 2000), and one row of 32 lists runs in the widest
+/// merge cube.
+#[test]
+fn two_stage_merge_paths() {
+    let device = gpu_device();
+    let mut rng = rng("merge");
+    let strategy = Strategy::TwoStage(TwoStageParams {
+        tile_width: Some(256),
+        planes_per_cube: None,
+    });
+    for (rows, len, ks) in [
+        (160usize, 4096usize, &[1usize, 20, 64][..]),
+        (160, 2000, &[50, 200][..]),
+        (1, 8192, &[1, 50][..]),
+    ] {
+        let n = rows * len;
+        let ascending: Vec<f32> = (0..n).map(|i| (i % len) as f32).collect();
+        for (data, values) in [
+            ("random", random_values(&mut rng, n)),
+            ("ties", few_values(&mut rng, n)),
+            ("ascending", ascending),
+            ("constant", vec![-2.5f32; n]),
+            ("sparse specials", sparse_specials(&mut rng, n)),
+        ] {
+            for &k in ks {
+                for largest in [true, false] {
+                    check_tensor(
+                        tensor::<Fused, 2>(values.clone(), [rows, len], &device),
+                        k,
+                        1,
+                        TopKOptions { largest, strategy },
+                        &format!("{data}: {rows} x {len} k={k} largest={largest}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Radix select over long rows runs by one digit: in one launch for rows few against the
 /// processors, tiled (a digit histogram, a filter, a select: three launches) for more: rows whose
 /// lengths are not multiples of the tiles or vectors, ties at the pivot digit, whole rows of one
