@@ -285,24 +285,28 @@ fn pad_list(
 }
 
 /// 1 when list `list`'s entry at `pivot` goes before unit `unit`'s own list's `(key, index)`
-/// there, else 0. Equal paddings are told apart by their list, so the ranks are distinct.
+/// there, else 0; also 0 for a list past the first `full` (the last of those is read instead, so
+/// the loads of a step stay in bounds and unconditional). Equal paddings are told apart by their
+/// list, so the ranks are distinct.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn pivot_above(
     keys: &SharedMemory<u32>,
     indices: &SharedMemory<u32>,
     list: usize,
+    full: usize,
     k_len: usize,
     pivot: usize,
     key: u32,
     index: u32,
     unit: usize,
 ) -> u32 {
-    let other_key = keys[list * k_len + pivot];
-    let other_index = indices[list * k_len + pivot];
+    let read = min(list, full - 1usize) * k_len + pivot;
+    let other_key = keys[read];
+    let other_index = indices[read];
     let above = other_key > key
         || (other_key == key && (other_index < index || (other_index == index && list < unit)));
-    select(above, 1u32, 0u32)
+    select(above && list < full, 1u32, 0u32)
 }
 
 /// Stage 2: the sorted top-k of each row from its `lists` tile lists of k entries (consecutive, a
@@ -399,59 +403,24 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                 let pivot = t - 1usize;
                 let key = keys[unit * k_len + pivot];
                 let index = entry_indices[unit * k_len + pivot];
-                // Four lists per step, their loads in flight together (past the last list, the
-                // last is read again and not counted).
-                let last = full - 1usize;
+                // Four lists per step, their loads in flight together.
                 let mut above = 0u32;
                 let mut list = 0usize;
                 while list < full {
-                    let second = min(list + 1usize, last);
-                    let third = min(list + 2usize, last);
-                    let fourth = min(list + 3usize, last);
-                    above +=
-                        pivot_above(&keys, &entry_indices, list, k_len, pivot, key, index, unit)
-                            + select(
-                                list + 1usize < full,
-                                pivot_above(
-                                    &keys,
-                                    &entry_indices,
-                                    second,
-                                    k_len,
-                                    pivot,
-                                    key,
-                                    index,
-                                    unit,
-                                ),
-                                0u32,
-                            )
-                            + select(
-                                list + 2usize < full,
-                                pivot_above(
-                                    &keys,
-                                    &entry_indices,
-                                    third,
-                                    k_len,
-                                    pivot,
-                                    key,
-                                    index,
-                                    unit,
-                                ),
-                                0u32,
-                            )
-                            + select(
-                                list + 3usize < full,
-                                pivot_above(
-                                    &keys,
-                                    &entry_indices,
-                                    fourth,
-                                    k_len,
-                                    pivot,
-                                    key,
-                                    index,
-                                    unit,
-                                ),
-                                0u32,
-                            );
+                    #[unroll]
+                    for step in 0..4usize {
+                        above += pivot_above(
+                            &keys,
+                            &entry_indices,
+                            list + step,
+                            full,
+                            k_len,
+                            pivot,
+                            key,
+                            index,
+                            unit,
+                        );
+                    }
                     list += 4usize;
                 }
                 if above as usize == r - 1usize {
