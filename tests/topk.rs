@@ -930,11 +930,14 @@ fn priming_and_overflow() {
 
 /// The two-stage merge's paths over sorted tile lists in shared memory: the bound whose passing
 /// entries are each placed by counting (more list entries than the merge cube's units, at most
-/// 256 passing), the bound whose passing entries are sorted in planes, and the pairwise merge
-/// (fewer list entries than units, or too many passing: sorted, tied or constant rows). 160 rows
-/// make the merge cubes 256 units wide (rows at least the processors), tiles of 256 elements
-/// make 16 or 8 lists (the last one short at 2000), and one row of 32 lists runs in the widest
-/// merge cube.
+/// 256 passing), the bound whose passing entries are sorted in planes (more than two list entries
+/// per unit, more than 256 passing), and the pairwise merge (fewer list entries than units, or
+/// too many passing: sorted, tied or constant rows). 160 rows make the merge cubes 256 units wide
+/// (no fewer rows than processors) and tiles of 256 elements make 16 or 8 lists, the last one of
+/// 30 elements at 1822, so shorter than most k (padding in the lists); one row of 32 lists runs
+/// in the widest merge cube. On a device with 32 KiB of shared memory (lavapipe) only the 160-row
+/// cases at up to 1024 list entries take the sorted merge (the counted and pairwise paths); the
+/// plane sort needs more than 256 units and the lists of 1 × 8192 at k = 256 fit 227 KiB (CUDA).
 #[test]
 fn two_stage_merge_paths() {
     let device = gpu_device();
@@ -945,8 +948,8 @@ fn two_stage_merge_paths() {
     });
     for (rows, len, ks) in [
         (160usize, 4096usize, &[1usize, 20, 64][..]),
-        (160, 2000, &[50, 200][..]),
-        (1, 8192, &[1, 50][..]),
+        (160, 7 * 256 + 30, &[50, 200][..]),
+        (1, 8192, &[1, 50, 256][..]),
     ] {
         let n = rows * len;
         let ascending: Vec<f32> = (0..n).map(|i| (i % len) as f32).collect();

@@ -313,8 +313,9 @@ fn pivot_above(
 /// row's lists `lists × k` apart). One cube per row.
 ///
 /// With `pairwise` (the lists are sorted and fit shared memory twice: `lists × k ≤ capacity`),
-/// at most `BOUND_LISTS` + 1 lists holding more than one entry per unit first give a lower bound
-/// of the row's k-th best. When at most [`RANK_COUNT_MAX`] entries are at or above it, each is
+/// at most `BOUND_LISTS` + 1 lists holding more than one entry per unit at k ≤
+/// [`RANK_COUNT_MAX`], or more than two at any k, first give a lower bound of the row's k-th
+/// best. When at most [`RANK_COUNT_MAX`] entries are at or above it, each is
 /// placed by counting those that beat it ([`count_beating()`]) and written from there; when more
 /// fit one per unit and the lists hold more than two entries per unit, they are sorted in planes
 /// ([`sort_in_planes()`]) and the first k written. Otherwise the lists are merged pairwise,
