@@ -656,9 +656,7 @@ impl Candidates {
         for other in 0..PLANE_DIM {
             let other_key = plane_shuffle(best_key, other);
             let other_index = plane_shuffle(best_index, other);
-            if beats(other_key, other_index, best_key, best_index)
-                || (other_key == best_key && other_index == best_index && other < lane)
-            {
+            if goes_before::<u32>(other_key, other_index, other, best_key, best_index, lane) {
                 above += 1u32;
             }
         }
@@ -1316,6 +1314,22 @@ fn slice_shift(span: u32, #[comptime] slice_bits: u32) -> u32 {
 #[cube]
 pub fn beats(key: u32, index: u32, other_key: u32, other_index: u32) -> bool {
     key > other_key || (key == other_key && index < other_index)
+}
+
+/// Whether `(key, index)` at `position` goes before `(other_key, other_index)` at
+/// `other_position`: it beats it, or equals it (paddings) and comes first, so that ranks among
+/// entries held at distinct positions are distinct.
+#[cube]
+pub fn goes_before<P: Int>(
+    key: u32,
+    index: u32,
+    position: P,
+    other_key: u32,
+    other_index: u32,
+    other_position: P,
+) -> bool {
+    beats(key, index, other_key, other_index)
+        || (key == other_key && index == other_index && position < other_position)
 }
 
 /// Pads the `total` entries at `offset` of `keys` / `indices` to a multiple of four with entries

@@ -11,7 +11,8 @@
 
 use crate::kernels::candidates::{
     Candidates, NOT_RANKED, PADDING_INDEX, PADDING_KEY, RANK_COUNT_MAX, beats, count_beating,
-    order_top_k, pad_for_counting, place_of, sort_in_planes, write_result, write_top_k_of_entries,
+    goes_before, order_top_k, pad_for_counting, place_of, sort_in_planes, write_result,
+    write_top_k_of_entries,
 };
 use crate::kernels::primitives::{
     cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset,
@@ -287,7 +288,7 @@ fn pad_list(
 /// 1 when list `list`'s entry at `pivot` goes before unit `unit`'s own list's `(key, index)`
 /// there, else 0; also 0 for a list past the first `full` (the last of those is read instead, so
 /// the loads of a step stay in bounds and unconditional). Equal paddings are told apart by their
-/// list, so the ranks are distinct.
+/// list ([`goes_before()`]), so the ranks are distinct.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn pivot_above(
@@ -304,8 +305,7 @@ fn pivot_above(
     let read = min(list, full - 1usize) * k_len + pivot;
     let other_key = keys[read];
     let other_index = indices[read];
-    let above = other_key > key
-        || (other_key == key && (other_index < index || (other_index == index && list < unit)));
+    let above = goes_before::<usize>(other_key, other_index, list, key, index, unit);
     select(above && list < full, 1u32, 0u32)
 }
 
@@ -442,9 +442,9 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                 e += units;
             }
             let (first, total) = cube_exclusive_sum(kept, &mut scratch);
-            // The counting reads the gathered entries padded to a multiple of four.
-            let ranks = total as usize <= min(units, RANK_COUNT_MAX)
-                && ((total + 3u32) & !3u32) as usize <= capacity;
+            // (Padded to a multiple of four for the counting, at most 256 entries still fit the
+            // half: it holds the lists, more entries than units, and cubes have at least 256.)
+            let ranks = total as usize <= min(units, RANK_COUNT_MAX);
             if ranks || (sorts && total as usize <= units) {
                 let mut slot = target + first as usize;
                 e = unit;
