@@ -12,7 +12,9 @@
 //!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
 //! - wall time: a steady loop of calls, synchronised at the end, per call (what a decode loop
 //!   pays; it includes the host's launch cost);
-//! - inputs rotate over copies totalling at least 128 MiB, so no call reads a row hot from L2;
+//! - inputs rotate over copies totalling at least 128 MiB, so no call reads a row hot from L2
+//!   (`BURN_TOPK_BENCH_COPIES=1` keeps one copy instead: what a kernel gains from a row hot in
+//!   L2, i.e. how much of its time is waiting on memory);
 //! - GB/s counts the input bytes read once; % copy compares with a measured device copy.
 
 use burn::tensor::{DType, Distribution, Tensor};
@@ -178,7 +180,10 @@ fn main() {
         {
             {
                 let bytes = batch * vocab * dtype.size();
-                let copies = (128usize << 20).div_ceil(bytes).clamp(1, 512);
+                let copies = std::env::var("BURN_TOPK_BENCH_COPIES")
+                    .ok()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or((128usize << 20).div_ceil(bytes).clamp(1, 512));
                 let all = Tensor::<B, 2>::random(
                     [copies * batch, vocab],
                     Distribution::Normal(0.0, 3.0),
