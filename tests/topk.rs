@@ -718,6 +718,86 @@ fn runtime_report() {
     }
 }
 
+mod plane_probe {
+    use cubecl::prelude::*;
+
+    /// Plane ops after loops whose trip count differs from lane to lane, in the shapes the kernels
+    /// use before a plane op (`scan_plane_totals`' run of plane totals, a strided walk before
+    /// `cube_reduce`). The kernels assume the plane has reconverged there, as CUDA's full-mask
+    /// shuffles make it; a SPIR-V subgroup op acts on the invocations active at the time, so on a
+    /// driver that does not reconverge after such a loop this fails before the top-k tests do, in
+    /// a plainer way.
+    #[cube(launch)]
+    pub fn plane_ops_after_loops_kernel(data: &Array<u32>, out: &mut Array<u32>, count: u32) {
+        let lane = UNIT_POS_PLANE;
+        let unit = UNIT_POS as usize;
+        let cube = CUBE_DIM as usize;
+        let mut acc = 0u32;
+        let mut i = 0u32;
+        while i < lane % 3u32 {
+            acc += data[i as usize];
+            i += 1u32;
+        }
+        out[unit] = plane_inclusive_sum(1u32);
+        let lo = min(lane, count);
+        let hi = min(lo + 1u32, count);
+        for j in lo..hi {
+            acc += data[j as usize];
+        }
+        out[cube + unit] = plane_sum(1u32);
+        let mut best = 0i32;
+        let mut j = lane;
+        while j < count * 3u32 {
+            best = max(best, i32::cast_from(data[j as usize]));
+            j += PLANE_DIM;
+        }
+        out[2 * cube + unit] = u32::cast_from(plane_max(best));
+        out[3 * cube + unit] = acc;
+    }
+}
+
+#[test]
+fn plane_ops_after_divergent_loops() {
+    use cubecl::prelude::*;
+    let device = gpu_device();
+    let client = gpu::Rt::client(&device);
+    let plane = client.properties().hardware.plane_size_max as usize;
+    // Some lanes of each plane run a trip of the second and third loops, the others none.
+    let count = (plane / 4).max(1) as u32;
+    let units = 8 * plane;
+    let data: Vec<u32> = (0..256u32).collect();
+    let data = client.create_from_slice(u32::as_bytes(&data));
+    let out = client.empty(4 * units * 4);
+    plane_probe::plane_ops_after_loops_kernel::launch::<gpu::Rt>(
+        &client,
+        CubeCount::Static(1, 1, 1),
+        CubeDim::new_1d(units as u32),
+        unsafe { ArrayArg::from_raw_parts(data, 256) },
+        unsafe { ArrayArg::from_raw_parts(out.clone(), 4 * units) },
+        count,
+    );
+    let got = u32::from_bytes(&client.read_one_unchecked(out)).to_vec();
+    let want: Vec<u32> = (0..units)
+        .map(|u| (u % plane) as u32 + 1)
+        .chain((0..units).map(|_| plane as u32))
+        .chain((0..units).map(|_| count * 3 - 1))
+        .collect();
+    for (at, what) in [
+        "inclusive sum after a loop of lane % 3 trips",
+        "sum after a loop of 0 or 1 trips",
+        "max after a strided walk",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_same(
+            &got[at * units..(at + 1) * units],
+            &want[at * units..(at + 1) * units],
+            what,
+        );
+    }
+}
+
 #[test]
 fn plain_cube_backend() {
     let device = gpu_device();
