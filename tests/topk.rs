@@ -155,10 +155,14 @@ fn try_check_tensor<B: TopKBackend, const D: usize>(
     what: &str,
 ) -> Result<(), TopKError> {
     let input = tensor.to_data();
+    let device = tensor.device();
     let (values, indices) = tensor.try_top_k_with(k, dim, options)?;
     let (want_values, want_indices) = reference_of(&input, k, dim, options.largest);
     let got_indices: Vec<i64> = indices.into_data().convert::<i64>().to_vec().unwrap();
     let got_values = values.into_data();
+    // A launch the runtime refused (CubeCL reports it at the next synchronisation, while
+    // `into_data` returns whatever the buffer held) fails here with the runtime's reason.
+    B::sync(&device).unwrap_or_else(|e| panic!("{what}: the device reported {e:?}"));
     assert_eq!(got_values.shape, want_values.shape, "{what}: shape");
     assert_same(&got_indices, &want_indices, &format!("{what}: indices"));
     assert_same(
