@@ -723,18 +723,24 @@ fn runtime_report() {
 }
 
 mod plane_probe {
+    use burn_topk::kernels::primitives::{converge_planes, cube_exclusive_sum, linear_unit};
     use cubecl::prelude::*;
 
     /// Plane ops after loops whose trip count differs from lane to lane, in the shapes the kernels
-    /// use before a plane op (`scan_plane_totals`' run of plane totals, a strided walk before
-    /// `cube_reduce`). The kernels assume the plane has reconverged there, as CUDA's full-mask
-    /// shuffles make it; a SPIR-V subgroup op acts on the invocations active at the time, so on a
-    /// driver that does not reconverge after such a loop this fails before the top-k tests do, in
-    /// a plainer way.
+    /// have before one: a few trips in some lanes, one trip in the first lanes, a strided walk,
+    /// and a contiguous block per unit that is short at the row's end before a cube scan. A
+    /// SPIR-V plane op acts on the lanes that run it together, and a driver need not bring a
+    /// plane back together after such a loop, so the kernels call `converge_planes` before
+    /// their plane ops (`cube_exclusive_sum` calls it itself).
     #[cube(launch)]
-    pub fn plane_ops_after_loops_kernel(data: &Array<u32>, out: &mut Array<u32>, count: u32) {
+    pub fn plane_ops_after_loops_kernel(
+        data: &Array<u32>,
+        out: &mut Array<u32>,
+        count: u32,
+        len: u32,
+    ) {
         let lane = UNIT_POS_PLANE;
-        let unit = UNIT_POS as usize;
+        let unit = linear_unit();
         let cube = CUBE_DIM as usize;
         let mut acc = 0u32;
         let mut i = 0u32;
@@ -742,12 +748,14 @@ mod plane_probe {
             acc += data[i as usize];
             i += 1u32;
         }
+        converge_planes();
         out[unit] = plane_inclusive_sum(1u32);
         let lo = min(lane, count);
         let hi = min(lo + 1u32, count);
         for j in lo..hi {
             acc += data[j as usize];
         }
+        converge_planes();
         out[cube + unit] = plane_sum(1u32);
         let mut best = 0i32;
         let mut j = lane;
@@ -755,8 +763,20 @@ mod plane_probe {
             best = max(best, i32::cast_from(data[j as usize]));
             j += PLANE_DIM;
         }
+        converge_planes();
         out[2 * cube + unit] = u32::cast_from(plane_max(best));
-        out[3 * cube + unit] = acc;
+        let block = len.div_ceil(CUBE_DIM);
+        let start = min(unit as u32 * block, len);
+        let end = min(start + block, len);
+        let mut ones = 0u32;
+        for i in start..end {
+            ones += select(data[(i % 256u32) as usize] < 256u32, 1u32, 0u32);
+        }
+        let mut scratch = SharedMemory::<u32>::new(257usize);
+        let (before, total) = cube_exclusive_sum(ones, &mut scratch);
+        out[3 * cube + unit] = before;
+        out[4 * cube + unit] = total;
+        out[5 * cube + unit] = acc;
     }
 }
 
@@ -769,27 +789,35 @@ fn plane_ops_after_divergent_loops() {
     // Some lanes of each plane run a trip of the second and third loops, the others none.
     let count = (plane / 4).max(1) as u32;
     let units = 8 * plane;
+    // Blocks of 7 elements, the last unit's shorter, and the last plane's final units empty.
+    let len = units * 7 - 13 - 7 * (plane / 2);
     let data: Vec<u32> = (0..256u32).collect();
     let data = client.create_from_slice(u32::as_bytes(&data));
-    let out = client.empty(4 * units * 4);
+    let out = client.empty(6 * units * 4);
     plane_probe::plane_ops_after_loops_kernel::launch::<gpu::Rt>(
         &client,
         CubeCount::Static(1, 1, 1),
         CubeDim::new_1d(units as u32),
         unsafe { ArrayArg::from_raw_parts(data, 256) },
-        unsafe { ArrayArg::from_raw_parts(out.clone(), 4 * units) },
+        unsafe { ArrayArg::from_raw_parts(out.clone(), 6 * units) },
         count,
+        len as u32,
     );
     let got = u32::from_bytes(&client.read_one_unchecked(out)).to_vec();
+    let block = len.div_ceil(units);
     let want: Vec<u32> = (0..units)
         .map(|u| (u % plane) as u32 + 1)
         .chain((0..units).map(|_| plane as u32))
         .chain((0..units).map(|_| count * 3 - 1))
+        .chain((0..units).map(|u| len.min(u * block) as u32))
+        .chain((0..units).map(|_| len as u32))
         .collect();
     for (at, what) in [
         "inclusive sum after a loop of lane % 3 trips",
         "sum after a loop of 0 or 1 trips",
         "max after a strided walk",
+        "cube scan after blocks of 0 to 7 elements: prefix",
+        "cube scan after blocks of 0 to 7 elements: total",
     ]
     .iter()
     .enumerate()

@@ -22,7 +22,7 @@
 //! through one histogram pass over their range, whose answer (a lower bound of their k-th best, so
 //! of the row's) becomes the threshold before any entry is offered.
 
-use crate::kernels::primitives::{cube_exclusive_sum, key_value, linear_unit};
+use crate::kernels::primitives::{converge_planes, cube_exclusive_sum, key_value, linear_unit};
 use cubecl::prelude::*;
 
 const BIN_BITS: u32 = 8;
@@ -653,12 +653,15 @@ impl Candidates {
         // ranks are distinct and exactly one lane holds each).
         let lane = UNIT_POS_PLANE;
         let mut above = 0u32;
+        converge_planes();
         for other in 0..PLANE_DIM {
             let other_key = plane_shuffle(best_key, other);
             let other_index = plane_shuffle(best_index, other);
-            if goes_before::<u32>(other_key, other_index, other, best_key, best_index, lane) {
-                above += 1u32;
-            }
+            above += select(
+                goes_before::<u32>(other_key, other_index, other, best_key, best_index, lane),
+                1u32,
+                0u32,
+            );
         }
         let per_plane = (k - 1u32) / (planes as u32) + 1u32;
         // A plane with fewer lanes than that gives the padding entry, which bounds nothing.
@@ -782,6 +785,7 @@ impl Candidates {
     ) -> (u32, u32, u32, u32) {
         let planes = (CUBE_DIM / PLANE_DIM) as usize;
         let lanes = PLANE_DIM as usize;
+        converge_planes();
         let plane_hi = plane_max(i32::reinterpret(hi ^ 0x8000_0000u32));
         let plane_lo = plane_max(i32::reinterpret(lo_inverted ^ 0x8000_0000u32));
         let plane_third = if comptime!(wide) {
@@ -811,8 +815,12 @@ impl Candidates {
             cube_third = self.scan[2usize * planes];
             cube_fourth = i32::reinterpret(self.scan[3usize * planes]);
         }
-        let mut plane = UNIT_POS_PLANE as usize;
-        while plane < planes {
+        // The same steps in every lane (a plane op follows): a lane past the planes reads the
+        // last one again, which leaves the maxima as they are and adds nothing to the sum.
+        for step in 0..planes.div_ceil(lanes) {
+            let at = step * lanes + UNIT_POS_PLANE as usize;
+            let own = at < planes;
+            let plane = min(at, planes - 1usize);
             cube_hi = max(cube_hi, i32::reinterpret(self.scan[plane]));
             cube_lo = max(cube_lo, i32::reinterpret(self.scan[planes + plane]));
             if comptime!(wide) {
@@ -825,9 +833,8 @@ impl Candidates {
                     i32::reinterpret(self.scan[3usize * planes + plane]),
                 );
             } else {
-                cube_third += self.scan[2usize * planes + plane];
+                cube_third += select(own, self.scan[2usize * planes + plane], 0u32);
             }
-            plane += lanes;
         }
         let hi = u32::reinterpret(plane_max(cube_hi)) ^ 0x8000_0000u32;
         let lo = !(u32::reinterpret(plane_max(cube_lo)) ^ 0x8000_0000u32);
@@ -1398,6 +1405,7 @@ pub fn sort_in_planes(
     let unit = linear_unit();
     let position = unit as u32;
     let active = position < n;
+    converge_planes();
     let mut key = u32::cast_from(PADDING_KEY);
     let mut index = u32::cast_from(PADDING_INDEX);
     if position < len {
@@ -1430,13 +1438,13 @@ pub fn sort_in_planes(
             }
             // The lower place of a pair keeps the better entry in blocks sorted best first (the
             // last block, size = n, is one of them), the worse one otherwise.
+            // (Selects, not a branch: the next shuffle needs the whole plane.)
             let mine_beats = beats(key, index, other_key, other_index);
             let lower = (position & stride) == 0u32;
             let best_first = (position & size) == 0u32;
-            if mine_beats != (lower == best_first) {
-                key = other_key;
-                index = other_index;
-            }
+            let swap = mine_beats != (lower == best_first);
+            key = select(swap, other_key, key);
+            index = select(swap, other_index, index);
             stride /= 2u32;
         }
         size *= 2u32;

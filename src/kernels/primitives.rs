@@ -97,6 +97,25 @@ pub fn load_vectors<F: Float, N: Size, L: List<Vector<F, N>>>(
     }
 }
 
+/// A cube barrier where the device's plane ops need every lane of a plane to arrive together,
+/// nothing elsewhere. Without CubeCL's `Plane::NonUniformControlFlow` (wgpu's WGSL compiler) a
+/// plane op acts on the lanes that happen to run it together, and NVIDIA's Vulkan driver does not
+/// bring a plane back together after a loop whose trip count differs from lane to lane; CUDA's
+/// full-mask plane ops do, and lavapipe runs a plane in lockstep. Every unit of the cube must call
+/// it, from code that every unit reaches.
+#[cube]
+pub fn converge_planes() {
+    let properties = cubecl::frontend::comptime::device_properties().comptime();
+    if comptime!(
+        !properties
+            .features
+            .plane
+            .contains(cubecl::ir::features::Plane::NonUniformControlFlow)
+    ) {
+        sync_cube();
+    }
+}
+
 /// The unit's rank inside the cube, counted plane by plane so that plane scans follow it.
 #[cube]
 pub fn linear_unit() -> usize {
@@ -110,6 +129,7 @@ pub fn linear_unit() -> usize {
 #[cube]
 pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, u32) {
     let plane_count = (CUBE_DIM / PLANE_DIM) as usize;
+    converge_planes();
     let inclusive = plane_inclusive_sum(value);
     if UNIT_POS_PLANE == PLANE_DIM - 1 {
         scratch[PLANE_POS as usize] = inclusive;
@@ -129,23 +149,30 @@ pub fn cube_exclusive_sum(value: u32, scratch: &mut SharedMemory<u32>) -> (u32, 
 /// exclusive prefix sums and writes their sum at `scratch[first + count]`. Each lane takes a
 /// contiguous run of the totals (one per lane on NVIDIA and AMD, 16 per lane at 1024 units with
 /// planes of 8), so no unit walks them all: a serial walk of 32 totals is a chain of 32 dependent
-/// shared-memory round trips that the whole cube waits for.
+/// shared-memory round trips that the whole cube waits for. Every lane takes the same number of
+/// steps, reading a clamped total and adding it only where it is its own, so the plane scan that
+/// follows has the whole plane (see [`converge_planes()`]; a barrier cannot serve here, where only
+/// the first plane runs).
 #[cube]
 pub fn scan_plane_totals(scratch: &mut SharedMemory<u32>, first: usize, count: usize) {
     let lanes = PLANE_DIM as usize;
     let per_lane = (count - 1usize) / lanes + 1usize;
-    let lo = min(UNIT_POS_PLANE as usize * per_lane, count);
-    let hi = min(lo + per_lane, count);
+    let lo = UNIT_POS_PLANE as usize * per_lane;
     let mut sum = 0u32;
-    for plane in lo..hi {
-        sum += scratch[first + plane];
+    for step in 0..per_lane {
+        let plane = lo + step;
+        let total = scratch[first + min(plane, count - 1usize)];
+        sum += select(plane < count, total, 0u32);
     }
     let lane_inclusive = plane_inclusive_sum(sum);
     let mut running = lane_inclusive - sum;
-    for plane in lo..hi {
-        let total = scratch[first + plane];
-        scratch[first + plane] = running;
-        running += total;
+    for step in 0..per_lane {
+        let plane = lo + step;
+        if plane < count {
+            let total = scratch[first + plane];
+            scratch[first + plane] = running;
+            running += total;
+        }
     }
     if UNIT_POS_PLANE == PLANE_DIM - 1 {
         scratch[first + count] = lane_inclusive;

@@ -31,7 +31,7 @@
 //! tie); after the first they mostly hit cache (one row of 128k f32 is 512 KiB).
 
 use crate::kernels::philox::philox_first_word;
-use crate::kernels::primitives::{cube_exclusive_sum, linear_unit, order_key};
+use crate::kernels::primitives::{converge_planes, cube_exclusive_sum, linear_unit, order_key};
 use crate::kernels::wide::{
     cube_exclusive_sum_wide, wide_add, wide_div_ceil, wide_ge, wide_mul, wide_scale, wide_sub,
 };
@@ -234,6 +234,7 @@ fn load_group<F: Float>(
 #[cube]
 pub(crate) fn cube_max_i32(value: i32, scratch: &mut SharedMemory<i32>) -> i32 {
     let planes = (CUBE_DIM / PLANE_DIM) as usize;
+    converge_planes();
     let plane_best = plane_max(value);
     if UNIT_POS_PLANE == 0 {
         scratch[PLANE_POS as usize] = plane_best;

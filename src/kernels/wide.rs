@@ -1,7 +1,7 @@
 //! Unsigned 64-bit arithmetic on `(high, low)` pairs of `u32`, for devices without 64-bit integers
 //! (WGSL without `SHADER_INT64`). The sampling kernels keep probability mass in 64-bit fixed point.
 
-use crate::kernels::primitives::scan_plane_totals;
+use crate::kernels::primitives::{converge_planes, scan_plane_totals};
 use cubecl::prelude::*;
 
 /// `a + b`, wrapping at 2^64.
@@ -83,6 +83,7 @@ pub fn cube_exclusive_sum_wide(
     let plane = PLANE_POS as usize;
     let low = value_lo & 0xFFFFu32;
     let mid = value_lo >> 16u32;
+    converge_planes();
     let inclusive_low = plane_inclusive_sum(low);
     let inclusive_mid = plane_inclusive_sum(mid);
     let inclusive_hi = plane_inclusive_sum(value_hi);
