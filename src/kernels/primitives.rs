@@ -99,10 +99,10 @@ pub fn load_vectors<F: Float, N: Size, L: List<Vector<F, N>>>(
 
 /// A cube barrier where the device's plane ops need every lane of a plane to arrive together,
 /// nothing elsewhere. Without CubeCL's `Plane::NonUniformControlFlow` (wgpu's WGSL compiler) a
-/// plane op acts on the lanes that happen to run it together, and NVIDIA's Vulkan driver does not
-/// bring a plane back together after a loop whose trip count differs from lane to lane; CUDA's
-/// full-mask plane ops do, and lavapipe runs a plane in lockstep. Every unit of the cube must call
-/// it, from code that every unit reaches.
+/// plane op is only promised in uniform control flow: a SPIR-V subgroup op acts on the lanes that
+/// run it together, and no driver is bound to bring a plane back together after a loop whose trip
+/// count differs from lane to lane. CUDA's full-mask plane ops wait for the whole warp, so there
+/// it costs nothing. Every unit of the cube must call it, from code that every unit reaches.
 #[cube]
 pub fn converge_planes() {
     let properties = cubecl::frontend::comptime::device_properties().comptime();
