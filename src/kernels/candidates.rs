@@ -1405,13 +1405,14 @@ pub fn sort_in_planes(
     let unit = linear_unit();
     let position = unit as u32;
     let active = position < n;
-    converge_planes();
     let mut key = u32::cast_from(PADDING_KEY);
     let mut index = u32::cast_from(PADDING_INDEX);
     if position < len {
         key = keys[offset + unit];
         index = indices[offset + unit];
     }
+    // After the lanes' different loads, before the first shuffle.
+    converge_planes();
     let mut size = 2u32;
     while size <= n {
         let mut stride = size / 2u32;
