@@ -1590,7 +1590,7 @@ pub fn entry_value<F: Float, N: Size, L: List<Vector<F, N>>>(
 }
 
 /// Finishes a row: orders the entries of `candidates`, cut by its last offer ([`order_top_k()`]),
-/// and writes the best k first into the contiguous outputs (consecutive results `inner` apart).
+/// and writes the best k first into the contiguous outputs (from `out_row`, `inner` apart).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_top_k<
@@ -1608,7 +1608,7 @@ pub fn write_top_k<
     stride: usize,
     values: &mut V,
     indices: &mut X,
-    row: usize,
+    out_row: usize,
     inner: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
@@ -1617,8 +1617,8 @@ pub fn write_top_k<
     // (No slicing: the places come from the order.)
     let slicing = Slicing::new(1u32, 0u32, 0u32, 0u32);
     write_placed::<F, I, N, L, V, X>(
-        candidates, len, by_rank, false, &slicing, k, input, base, stride, values, indices, row,
-        inner, largest, units,
+        candidates, len, by_rank, false, &slicing, k, input, base, stride, values, indices,
+        out_row, inner, largest, units,
     );
 }
 
@@ -1639,7 +1639,7 @@ fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>,
     stride: usize,
     values: &mut V,
     indices: &mut X,
-    row: usize,
+    out_row: usize,
     inner: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
@@ -1657,13 +1657,12 @@ fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>,
                 candidates.key(j),
                 candidates.index(j),
                 place,
-                k_len,
                 input,
                 base,
                 stride,
                 values,
                 indices,
-                row,
+                out_row,
                 inner,
                 largest,
             );
@@ -1672,8 +1671,8 @@ fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>,
     }
 }
 
-/// Writes the entry `(key, index)` of the row at `base` as result `place` of `row` in the
-/// contiguous outputs (`k` results per row, consecutive results `inner` apart).
+/// Writes the entry `(key, index)` of the row at `base` as result `place` of its row in the
+/// contiguous outputs, whose results start at `out_row` ([`output_row()`]) and lie `inner` apart.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_result<
@@ -1687,17 +1686,16 @@ pub fn write_result<
     key: u32,
     index: u32,
     place: usize,
-    k: usize,
     input: &L,
     base: usize,
     stride: usize,
     values: &mut V,
     indices: &mut X,
-    row: usize,
+    out_row: usize,
     inner: usize,
     #[comptime] largest: bool,
 ) {
-    let at = (row / inner) * k * inner + row % inner + place * inner;
+    let at = out_row + place * inner;
     values.write(
         at,
         entry_value::<F, N, L>(key, index, input, base, stride, largest),
@@ -1731,7 +1729,7 @@ pub fn write_top_k_of_entries<
     stride: usize,
     values: &mut V,
     indices: &mut X,
-    row: usize,
+    out_row: usize,
     inner: usize,
     #[comptime] largest: bool,
     #[comptime] units: usize,
@@ -1751,13 +1749,13 @@ pub fn write_top_k_of_entries<
             prime_per_unit,
         );
         write_top_k::<F, I, N, L, V, X>(
-            candidates, k, input, base, stride, values, indices, row, inner, largest, units,
+            candidates, k, input, base, stride, values, indices, out_row, inner, largest, units,
         );
     } else {
         let len = kept as usize;
         write_placed::<F, I, N, L, V, X>(
-            candidates, len, false, true, &slicing, k, input, base, stride, values, indices, row,
-            inner, largest, units,
+            candidates, len, false, true, &slicing, k, input, base, stride, values, indices,
+            out_row, inner, largest, units,
         );
     }
 }

@@ -97,6 +97,17 @@ pub fn load_vectors<F: Float, N: Size, L: List<Vector<F, N>>>(
     }
 }
 
+/// Where `row`'s k results start in the contiguous outputs: rows come in groups of `inner`
+/// (the rows that differ only past the top-k dimension), a group's results `k × inner` words
+/// long, and a row's results `inner` apart from there. Computed once per row, before any other
+/// work, so each write only adds `place × inner`: with the division and remainder inside the
+/// write loop, NVIDIA's Vulkan driver (580.159) wrote the two-stage merge's results through a
+/// candidate buffer to wrong places, though the generated WGSL was right (NOTES, session 33).
+#[cube]
+pub fn output_row(row: usize, k: usize, inner: usize) -> usize {
+    (row / inner) * k * inner + row % inner
+}
+
 /// A cube barrier where the device's plane ops need every lane of a plane to arrive together,
 /// nothing elsewhere. Without CubeCL's `Plane::NonUniformControlFlow` (wgpu's WGSL compiler) a
 /// plane op is only promised in uniform control flow: a SPIR-V subgroup op acts on the lanes that

@@ -16,7 +16,8 @@ use crate::kernels::candidates::{
     BUCKETS, Candidates, beats, write_result, write_top_k_of_entries,
 };
 use crate::kernels::primitives::{
-    cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, mapped_row_offset, order_key,
+    cube_exclusive_sum, cube_or, cube_tile, linear_unit, load_vectors, mapped_row_offset,
+    order_key, output_row,
 };
 use cubecl::prelude::*;
 use cubecl::unexpanded;
@@ -207,7 +208,7 @@ pub fn radix_select_kernel<F: Float, I: Int>(
     }
 
     // 4. Write the results, values read from the input so they keep their exact bits.
-    let out_row = (row / inner) * k_len * inner + row % inner;
+    let out_row = output_row(row, k_len, inner);
     let mut j = unit;
     while j < k_len {
         let index = scratch_indices[scratch_row + source + j] as usize;
@@ -682,6 +683,7 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
         terminate!();
     }
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
+    let out_row = output_row(row, k as usize, inner);
     let width = input.vector_size();
     let unit = linear_unit();
     let step = units * vectors_per_unit * width;
@@ -790,7 +792,7 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
         stride,
         values,
         indices,
-        row,
+        out_row,
         inner,
         largest,
         units,
@@ -852,6 +854,7 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
         terminate!();
     }
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
+    let out_row = output_row(row, k as usize, inner);
     let list = row * len;
     let count = list_lengths[lengths_offset + row] as usize;
     // Declared whichever branch runs: the ranking exchanges its counts through the buffer's
@@ -871,7 +874,7 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
                 stride,
                 values,
                 indices,
-                row,
+                out_row,
                 inner,
                 largest,
                 units,
@@ -915,13 +918,12 @@ pub fn filtered_top_k_kernel<F: Float, I: Int, N: Size>(
                         list_keys[list + query],
                         list_indices[list + query],
                         place as usize,
-                        k as usize,
                         input,
                         base,
                         stride,
                         values,
                         indices,
-                        row,
+                        out_row,
                         inner,
                         largest,
                     );

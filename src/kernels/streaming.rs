@@ -7,7 +7,7 @@
 
 use crate::kernels::candidates::{Candidates, write_top_k};
 use crate::kernels::primitives::{
-    key_value, linear_unit, load_vectors, mapped_row_offset, order_key,
+    key_value, linear_unit, load_vectors, mapped_row_offset, order_key, output_row,
 };
 use cubecl::prelude::*;
 
@@ -469,6 +469,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         terminate!();
     }
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
+    let out_row = output_row(row, k as usize, inner);
     let mut candidates = offer_row::<F, N, Array<Vector<F, N>>>(
         input,
         base,
@@ -491,7 +492,7 @@ pub fn streaming_kernel<F: Float, I: Int, N: Size>(
         stride,
         values,
         indices,
-        row,
+        out_row,
         inner,
         largest,
         units,

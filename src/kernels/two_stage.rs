@@ -15,7 +15,7 @@ use crate::kernels::candidates::{
     write_top_k_of_entries,
 };
 use crate::kernels::primitives::{
-    cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset,
+    cube_exclusive_sum, cube_tile, linear_unit, load_vectors, mapped_row_offset, output_row,
 };
 use crate::kernels::streaming::{batch_entries, offer_range, take_batch};
 use cubecl::prelude::*;
@@ -360,6 +360,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
     }
     let unit = linear_unit();
     let base = mapped_row_offset(row, group_rows, group_stride, row_stride);
+    let out_row = output_row(row, k as usize, inner);
     let k_len = k as usize;
     let candidates_per_row = lists * k_len;
     let first = row * candidates_per_row;
@@ -474,13 +475,12 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                                 key,
                                 index,
                                 place as usize,
-                                k_len,
                                 input,
                                 base,
                                 stride,
                                 values,
                                 indices,
-                                row,
+                                out_row,
                                 inner,
                                 largest,
                             );
@@ -544,13 +544,12 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
                 keys[source + j],
                 entry_indices[source + j],
                 j,
-                k_len,
                 input,
                 base,
                 stride,
                 values,
                 indices,
-                row,
+                out_row,
                 inner,
                 largest,
             );
@@ -570,7 +569,7 @@ pub fn merge_candidates_kernel<F: Float, I: Int, N: Size>(
             stride,
             values,
             indices,
-            row,
+            out_row,
             inner,
             largest,
             units,
