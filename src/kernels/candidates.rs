@@ -1672,7 +1672,8 @@ fn write_placed<F: Float, I: Int, N: Size, L: List<Vector<F, N>>, V: ListMut<F>,
 }
 
 /// Writes the entry `(key, index)` of the row at `base` as result `place` of its row in the
-/// contiguous outputs, whose results start at `out_row` ([`output_row()`](crate::kernels::primitives::output_row)) and lie `inner` apart.
+/// contiguous outputs, whose results start at `out_row`
+/// ([`output_row()`](fn@crate::kernels::primitives::output_row)) and lie `inner` apart.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn write_result<
