@@ -776,7 +776,16 @@ pub fn one_launch_kernel<F: Float, I: Int, N: Size>(
         }
         first += step;
     }
+    // The list's length is read back from shared memory rather than taken from the loop's
+    // running sum: NVIDIA's Vulkan driver (580.159) gave wrong results from the running sum,
+    // though every unit held the right value; the same value read from memory is right there
+    // (NOTES, session 34).
+    if unit == 0usize {
+        candidates.scan[units] = count;
+    }
     sync_storage();
+    sync_cube();
+    let count = candidates.scan[units];
     sync_cube();
 
     // 4. The list's top-k, by bucket (or offered, for a list of many ties).
