@@ -41,8 +41,7 @@ pub enum Strategy {
     /// counted, the entries at or above the digit that holds the k-th are passed to a list, and
     /// the list's top-k is placed without a sort (by bucket in one cube, or across cubes by
     /// counting the entries that beat each one, when that costs little). Few rows of 16k–32k
-    /// elements (k up to a 16th of them) do all of it in one launch, one cube per row, on
-    /// devices that report their processor count (CUDA; not wgpu); longer or
+    /// elements (k up to a 16th of them) do all of it in one launch, one cube per row; longer or
     /// more rows, up to 2²⁵ elements in all, are cut into tiles over the whole device (a fill of
     /// the counters and three launches). Otherwise one cube per row finds the k-th key digit by
     /// digit, gathers everything above it plus the first ties by index, and sorts the k results

@@ -1088,7 +1088,7 @@ fn two_stage_merge_paths() {
 }
 
 /// Radix select over long rows runs by one digit: in one launch for rows few against the
-/// processors (CUDA only: wgpu reports no processor count), tiled (a digit histogram, a filter, a select: three launches) for more: rows whose
+/// processors, tiled (a digit histogram, a filter, a select: three launches) for more: rows whose
 /// lengths are not multiples of the tiles or vectors, ties at the pivot digit, whole rows of one
 /// value, NaN and infinities, both directions, columns.
 #[test]
@@ -1099,9 +1099,9 @@ fn radix_select_by_digit() {
         largest,
         strategy: Strategy::radix_select(),
     };
-    // In one launch on CUDA (rows of at most 32k, k up to a 16th of them): one and three rows
-    // on the H100 and H200 (132 processors); tiled: the longer rows, 20 rows of 16385, and
-    // every row count on wgpu, which reports no processor count.
+    // In one launch (rows of at most 32k, k up to a 16th of them): one row (lavapipe, which
+    // reports no processor count, is taken for 16), three on the H200 (132 processors); tiled:
+    // the longer rows, three rows of 16385 on lavapipe, 20 on the H200.
     for (rows, len) in [
         (1usize, 16385usize),
         (1, 131072),
@@ -1167,7 +1167,7 @@ fn radix_select_by_digit() {
             }
         }
     }
-    // Strided rows: columns of 20000 (in one launch on CUDA) and 40000 (tiled).
+    // Strided rows: columns of 20000 (in one launch) and 40000 (tiled).
     for len in [20000usize, 40000] {
         let columns = random_values(&mut rng, 2 * len);
         check_tensor(

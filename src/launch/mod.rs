@@ -213,24 +213,13 @@ fn filter_stage(hardware: &HardwareProperties, fixed: usize, units: usize, batch
 /// The one-launch radix select's digit: one bin per bucket of its candidate buffer's histogram.
 const ONE_LAUNCH_DIGIT_BITS: u32 = candidates::BUCKETS.trailing_zeros();
 
-/// Whether the one-launch radix select may be planned: only where the device reports its
-/// processor count. The form is for rows too few to fill the device, which cannot be judged
-/// without the count; and the runtime that reports none, wgpu, is where it went wrong: on
-/// NVIDIA's Vulkan driver (H100 and H200, 580.159) its results were wrong for every row tried,
-/// though its lists were right and its last step (`write_top_k_of_entries`) was right run on
-/// its own (NOTES, session 33). The tiled form is right there.
-fn one_launch_known_safe(hardware: &HardwareProperties) -> bool {
-    hardware.num_streaming_multiprocessors.is_some()
-}
-
 /// The fewest units of an explicit tiled radix select cube: each unit holds its share of the
 /// histogram's bins in registers (64 at 4096 bins).
 const TILED_MIN_UNITS: usize = 64;
 
 /// Radix select in one launch for rows few enough ([`ONE_LAUNCH_ROWS_PER_PROCESSOR`]) of 16k to
 /// [`ONE_LAUNCH_MAX_LEN`] elements, k up to a 16th of the row, where the candidate buffer (at
-/// least 2k entries) fits with a stage and the device reports its processor count (see
-/// [`one_launch_known_safe`]); else tiled when the rows are long, the final candidate
+/// least 2k entries) fits with a stage; else tiled when the rows are long, the final candidate
 /// buffer holds 2k entries in a cube, and either the rows alone leave most processors idle or the
 /// lists' scratch is at most [`RADIX_TILED_MAX_ELEMENTS`]; else one cube per row. Explicit
 /// parameters narrow the choice to the forms that take them (a tile width asks for the tiled
@@ -281,8 +270,7 @@ fn radix_select_config(
             select_units,
             batch,
         );
-        if one_launch_known_safe(hardware)
-            && (layout.rows as f64) <= ONE_LAUNCH_ROWS_PER_PROCESSOR * processors(hardware) as f64
+        if (layout.rows as f64) <= ONE_LAUNCH_ROWS_PER_PROCESSOR * processors(hardware) as f64
             && (16 * 1024..=ONE_LAUNCH_MAX_LEN).contains(&layout.len)
             && k <= layout.len / 16
             && select_units.is_power_of_two()
@@ -754,44 +742,5 @@ mod tests {
         }
         // Three levels that do not nest (a permuted view): no map.
         assert_eq!(RowMap::new(&[2, 3, 5, 7], &[1, 100, 14, 2], 3), None);
-    }
-
-    /// The one-launch radix select is planned for one short row where the device reports its
-    /// processor count (CUDA), and the tiled form where it reports none (wgpu).
-    #[test]
-    fn one_launch_only_with_a_processor_count() {
-        use super::{RadixSelectParams, RowLayout, radix_select_config};
-        use crate::launch::radix_select::Config;
-        let hardware = |processors| cubecl::ir::HardwareProperties {
-            load_width: 128,
-            plane_size_min: 32,
-            plane_size_max: 32,
-            max_bindings: 8,
-            max_shared_memory_size: 48 * 1024,
-            max_cube_count: (65535, 65535, 65535),
-            max_units_per_cube: 1024,
-            max_cube_dim: (1024, 1024, 64),
-            num_streaming_multiprocessors: processors,
-            num_cpu_cores: None,
-            num_tensor_cores: None,
-            min_tensor_cores_dim: None,
-            max_vector_size: 4,
-        };
-        let layout = RowLayout {
-            rows: 1,
-            len: 16385,
-            inner: 1,
-        };
-        let plan = |processors| {
-            radix_select_config(
-                &hardware(processors),
-                layout,
-                333,
-                RadixSelectParams::default(),
-            )
-            .expect("radix select fits")
-        };
-        assert!(matches!(plan(Some(132)), Config::OneLaunch { .. }));
-        assert!(matches!(plan(None), Config::Tiled { .. }));
     }
 }
