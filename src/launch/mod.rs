@@ -743,4 +743,46 @@ mod tests {
         // Three levels that do not nest (a permuted view): no map.
         assert_eq!(RowMap::new(&[2, 3, 5, 7], &[1, 100, 14, 2], 3), None);
     }
+
+    /// One short row takes the one-launch radix select whether or not the device reports its
+    /// processor count, so lavapipe's CI (wgpu reports none) runs that kernel; longer rows are
+    /// tiled.
+    #[test]
+    fn one_launch_for_one_short_row() {
+        use super::{RadixSelectParams, RowLayout, radix_select_config};
+        use crate::launch::radix_select::Config;
+        let hardware = |processors| cubecl::ir::HardwareProperties {
+            load_width: 128,
+            plane_size_min: 32,
+            plane_size_max: 32,
+            max_bindings: 8,
+            max_shared_memory_size: 48 * 1024,
+            max_cube_count: (65535, 65535, 65535),
+            max_units_per_cube: 1024,
+            max_cube_dim: (1024, 1024, 64),
+            num_streaming_multiprocessors: processors,
+            num_cpu_cores: None,
+            num_tensor_cores: None,
+            min_tensor_cores_dim: None,
+            max_vector_size: 4,
+        };
+        let plan = |processors, len| {
+            let layout = RowLayout {
+                rows: 1,
+                len,
+                inner: 1,
+            };
+            radix_select_config(
+                &hardware(processors),
+                layout,
+                333,
+                RadixSelectParams::default(),
+            )
+            .expect("radix select fits")
+        };
+        for processors in [Some(132), None] {
+            assert!(matches!(plan(processors, 16385), Config::OneLaunch { .. }));
+            assert!(matches!(plan(processors, 131072), Config::Tiled { .. }));
+        }
+    }
 }
