@@ -137,7 +137,7 @@ case $mode in
   profile)
     shape=${SHAPE:-1:131072:50}
     timeout 200 ncu --clock-control none --kernel-name "regex:${KERNEL:-streaming}" --launch-skip 40 \
-      --launch-count 1 --set full --warp-sampling-interval 0 --import-source no -o /tmp/prof \
+      --launch-count 1 --set full --warp-sampling-interval 0 --import-source no -f -o /tmp/prof \
       .gpu/bench-topk --bench --strategies "${STRATEGY:-streaming}" --shapes "$shape" > "$OUT/ncu.log" 2>&1
     echo "ncu rc=$?" >> "$summary"
     ncu --import /tmp/prof.ncu-rep --page details > "$OUT/details.txt" 2>&1
