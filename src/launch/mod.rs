@@ -561,14 +561,8 @@ pub(crate) fn allocate_outputs<R: burn_cubecl::CubeRuntime>(
     burn_cubecl::tensor::CubeTensor<R>,
 ) {
     use burn::tensor::TensorMetadata;
-    use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
     let shape = output_shape(&input.shape(), k, dim);
-    let client = input.client.clone();
-    let device = input.device.clone();
-    let values =
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), input.dtype);
-    let indices = empty_device_contiguous_dtype(client, device, shape, index_dtype);
-    (values, indices)
+    allocate_pair(input, [(shape.clone(), input.dtype), (shape, index_dtype)])
 }
 
 /// Two `[rows, per_row]` u32 scratch buffers (keys and indices) on the input's device.
@@ -580,16 +574,39 @@ pub(crate) fn allocate_scratch<R: burn_cubecl::CubeRuntime>(
     burn_cubecl::tensor::CubeTensor<R>,
     burn_cubecl::tensor::CubeTensor<R>,
 ) {
-    use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
-    let scratch = || {
-        empty_device_contiguous_dtype(
+    let shape: Shape = [rows, per_row].into();
+    allocate_pair(input, [(shape.clone(), DType::U32), (shape, DType::U32)])
+}
+
+/// Two contiguous tensors of the given shapes and dtypes on the input's device, reserved in one
+/// storage buffer by one request to the device's server thread (each request is host time per
+/// call, and a call makes several).
+fn allocate_pair<R: burn_cubecl::CubeRuntime>(
+    input: &burn_cubecl::tensor::CubeTensor<R>,
+    tensors: [(Shape, DType); 2],
+) -> (
+    burn_cubecl::tensor::CubeTensor<R>,
+    burn_cubecl::tensor::CubeTensor<R>,
+) {
+    use burn_cubecl::tensor::CubeTensor;
+    use cubecl::server::{MemoryLayout, MemoryLayoutDescriptor};
+    let descriptors = tensors
+        .iter()
+        .map(|(shape, dtype)| MemoryLayoutDescriptor::contiguous(shape.clone(), dtype.size()))
+        .collect();
+    let mut layouts = input.client.empty_tensors(descriptors).into_iter();
+    let mut tensor = |(shape, dtype): (Shape, DType)| {
+        let MemoryLayout { memory, strides } = layouts.next().expect("one layout per tensor");
+        CubeTensor::new(
             input.client.clone(),
+            memory,
+            cubecl::zspace::metadata::Metadata::new(shape, strides),
             input.device.clone(),
-            [rows, per_row].into(),
-            DType::U32,
+            dtype,
         )
     };
-    (scratch(), scratch())
+    let [first, second] = tensors;
+    (tensor(first), tensor(second))
 }
 
 /// The shape of the results: `shape` with `dim` replaced by `k`.
