@@ -562,7 +562,7 @@ pub(crate) fn allocate_outputs<R: burn_cubecl::CubeRuntime>(
 ) {
     use burn::tensor::TensorMetadata;
     let shape = output_shape(&input.shape(), k, dim);
-    allocate_pair(input, [(shape.clone(), input.dtype), (shape, index_dtype)])
+    allocate_pair(input, shape, [input.dtype, index_dtype])
 }
 
 /// Two `[rows, per_row]` u32 scratch buffers (keys and indices) on the input's device.
@@ -574,38 +574,38 @@ pub(crate) fn allocate_scratch<R: burn_cubecl::CubeRuntime>(
     burn_cubecl::tensor::CubeTensor<R>,
     burn_cubecl::tensor::CubeTensor<R>,
 ) {
-    let shape: Shape = [rows, per_row].into();
-    allocate_pair(input, [(shape.clone(), DType::U32), (shape, DType::U32)])
+    allocate_pair(input, [rows, per_row].into(), [DType::U32, DType::U32])
 }
 
-/// Two contiguous tensors of the given shapes and dtypes on the input's device, reserved in one
+/// Two contiguous tensors of `shape` and the given dtypes on the input's device, reserved in one
 /// storage buffer by one request to the device's server thread (each request is host time per
 /// call, and a call makes several).
 fn allocate_pair<R: burn_cubecl::CubeRuntime>(
     input: &burn_cubecl::tensor::CubeTensor<R>,
-    tensors: [(Shape, DType); 2],
+    shape: Shape,
+    dtypes: [DType; 2],
 ) -> (
     burn_cubecl::tensor::CubeTensor<R>,
     burn_cubecl::tensor::CubeTensor<R>,
 ) {
     use burn_cubecl::tensor::CubeTensor;
     use cubecl::server::{MemoryLayout, MemoryLayoutDescriptor};
-    let descriptors = tensors
+    let descriptors = dtypes
         .iter()
-        .map(|(shape, dtype)| MemoryLayoutDescriptor::contiguous(shape.clone(), dtype.size()))
+        .map(|dtype| MemoryLayoutDescriptor::contiguous(shape.clone(), dtype.size()))
         .collect();
     let mut layouts = input.client.empty_tensors(descriptors).into_iter();
-    let mut tensor = |(shape, dtype): (Shape, DType)| {
+    let mut tensor = |dtype: DType| {
         let MemoryLayout { memory, strides } = layouts.next().expect("one layout per tensor");
         CubeTensor::new(
             input.client.clone(),
             memory,
-            cubecl::zspace::metadata::Metadata::new(shape, strides),
+            cubecl::zspace::metadata::Metadata::new(shape.clone(), strides),
             input.device.clone(),
             dtype,
         )
     };
-    let [first, second] = tensors;
+    let [first, second] = dtypes;
     (tensor(first), tensor(second))
 }
 
