@@ -562,7 +562,8 @@ pub(crate) fn allocate_outputs<R: burn_cubecl::CubeRuntime>(
 ) {
     use burn::tensor::TensorMetadata;
     let shape = output_shape(&input.shape(), k, dim);
-    allocate_pair(input, shape, [input.dtype, index_dtype])
+    let [values, indices] = allocate(input, [(shape.clone(), input.dtype), (shape, index_dtype)]);
+    (values, indices)
 }
 
 /// Two `[rows, per_row]` u32 scratch buffers (keys and indices) on the input's device.
@@ -574,39 +575,37 @@ pub(crate) fn allocate_scratch<R: burn_cubecl::CubeRuntime>(
     burn_cubecl::tensor::CubeTensor<R>,
     burn_cubecl::tensor::CubeTensor<R>,
 ) {
-    allocate_pair(input, [rows, per_row].into(), [DType::U32, DType::U32])
+    let shape: Shape = [rows, per_row].into();
+    let [keys, indices] = allocate(input, [(shape.clone(), DType::U32), (shape, DType::U32)]);
+    (keys, indices)
 }
 
-/// Two contiguous tensors of `shape` and the given dtypes on the input's device, reserved in one
-/// storage buffer by one request to the device's server thread (each request is host time per
-/// call, and a call makes several).
-fn allocate_pair<R: burn_cubecl::CubeRuntime>(
+/// Contiguous tensors of the given shapes and dtypes on the input's device, reserved in one
+/// storage buffer by one request to the device's server thread: each request is host time per
+/// call, and a call needs several tensors. The buffer is freed when the last of them is dropped,
+/// so only tensors that live about as long as each other (or are tiny) should share one.
+pub(crate) fn allocate<R: burn_cubecl::CubeRuntime, const N: usize>(
     input: &burn_cubecl::tensor::CubeTensor<R>,
-    shape: Shape,
-    dtypes: [DType; 2],
-) -> (
-    burn_cubecl::tensor::CubeTensor<R>,
-    burn_cubecl::tensor::CubeTensor<R>,
-) {
+    tensors: [(Shape, DType); N],
+) -> [burn_cubecl::tensor::CubeTensor<R>; N] {
     use burn_cubecl::tensor::CubeTensor;
     use cubecl::server::{MemoryLayout, MemoryLayoutDescriptor};
-    let descriptors = dtypes
+    let descriptors = tensors
         .iter()
-        .map(|dtype| MemoryLayoutDescriptor::contiguous(shape.clone(), dtype.size()))
+        .map(|(shape, dtype)| MemoryLayoutDescriptor::contiguous(shape.clone(), dtype.size()))
         .collect();
+    // The layout policy aligns each tensor within the buffer.
     let mut layouts = input.client.empty_tensors(descriptors).into_iter();
-    let mut tensor = |dtype: DType| {
+    tensors.map(|(shape, dtype)| {
         let MemoryLayout { memory, strides } = layouts.next().expect("one layout per tensor");
         CubeTensor::new(
             input.client.clone(),
             memory,
-            cubecl::zspace::metadata::Metadata::new(shape.clone(), strides),
+            cubecl::zspace::metadata::Metadata::new(shape, strides),
             input.device.clone(),
             dtype,
         )
-    };
-    let [first, second] = dtypes;
-    (tensor(first), tensor(second))
+    })
 }
 
 /// The shape of the results: `shape` with `dim` replaced by `k`.

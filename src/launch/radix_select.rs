@@ -4,14 +4,15 @@
 //! pivot digit, a select over what passed).
 
 use super::streaming::{self, cube_grid, vector_width};
-use super::{allocate_outputs, allocate_scratch, mapped_rows, prime_per_unit, vectors_per_unit};
+use super::{
+    allocate, allocate_outputs, allocate_scratch, mapped_rows, prime_per_unit, vectors_per_unit,
+};
 use crate::error::RowLayout;
 use crate::kernels::radix_select::{
     digit_filter_kernel, digit_histogram_kernel, filtered_top_k_kernel, one_launch_kernel,
     radix_select_kernel, zero_counters_kernel,
 };
-use burn::tensor::DType;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn::tensor::{DType, Shape};
 use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::prelude::*;
 
@@ -277,15 +278,18 @@ fn launch_tiled<R: CubeRuntime>(
     // 45.3 us wall per call).
     let bins = 1usize << digit_bits;
     let counter_words = layout.rows * (bins + 1);
-    let counters = empty_device_contiguous_dtype(
-        client.clone(),
-        input.device.clone(),
-        [counter_words].into(),
-        DType::U32,
+    // All three are this call's scratch, so they share one buffer (one request).
+    let list_shape: Shape = [layout.rows, layout.len].into();
+    let [counters, list_keys, list_indices] = allocate(
+        &input,
+        [
+            ([counter_words].into(), DType::U32),
+            (list_shape.clone(), DType::U32),
+            (list_shape, DType::U32),
+        ],
     );
     let histogram = counters.clone();
     let lengths_offset = layout.rows * bins;
-    let (list_keys, list_indices) = allocate_scratch(&input, layout.rows, layout.len);
     let grid = cube_grid(layout.rows * tiles);
     // SAFETY: the kernels guard their own accesses: loads by the row length and tile, bins by
     // the digit's bits, list places by the row's length (a row passes at most all of its

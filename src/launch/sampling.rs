@@ -14,12 +14,12 @@ use crate::kernels::sampling_candidates::{
     self, candidate_sampling_kernel, streaming_sampling_kernel,
 };
 use crate::launch::streaming::{self, KernelParams, cube_grid, vector_width};
-use crate::launch::{Plan, check_and_plan, processors, top_k};
+use crate::launch::{Plan, allocate, check_and_plan, processors, top_k};
 use crate::options::{STREAMING_MAX_K, Strategy};
 use crate::sampling::{FilterOrder, FilterOutput, ScalarParams, Source};
 use burn::tensor::{DType, Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::{CubeRuntime, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor};
+use burn_cubecl::{CubeRuntime, tensor::CubeTensor};
 use cubecl::ir::HardwareProperties;
 use cubecl::prelude::*;
 
@@ -65,24 +65,44 @@ pub(crate) fn launch<R: CubeRuntime>(
     output: Option<FilterOutput>,
     int_dtype: DType,
 ) -> Produced<R> {
-    let client = input.client.clone();
-    let device = input.device.clone();
     let shape = input.shape();
     let rows = shape[0];
-    let empty = |shape: Shape, dtype: DType| {
-        empty_device_contiguous_dtype(client.clone(), device.clone(), shape, dtype)
+    // Tokens and validity flags, or the filtered rows; the outputs a call does not write, and the
+    // parameter slots not given per row, are one-element placeholders. All in one request.
+    let (token_shape, filtered_shape): (Shape, Shape) = match output {
+        None => ([rows].into(), [1].into()),
+        Some(_) => ([1].into(), shape.clone()),
     };
-    let (tokens, valid, filtered) = match output {
-        None => (
-            empty([rows].into(), int_dtype),
-            empty([rows].into(), int_dtype),
-            empty([1].into(), input.dtype),
-        ),
-        Some(_) => (
-            empty([1].into(), int_dtype),
-            empty([1].into(), int_dtype),
-            empty(shape.clone(), input.dtype),
-        ),
+    let param_dtype = param_dtype(&per_row, input.dtype);
+    let one: Shape = [1].into();
+    let [
+        tokens,
+        valid,
+        filtered,
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        seed,
+    ] = allocate(
+        &input,
+        [
+            (token_shape.clone(), int_dtype),
+            (token_shape, int_dtype),
+            (filtered_shape, input.dtype),
+            (one.clone(), param_dtype),
+            (one.clone(), int_dtype),
+            (one.clone(), param_dtype),
+            (one.clone(), param_dtype),
+            (one, int_dtype),
+        ],
+    );
+    let placeholders = Placeholders {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        seed,
     };
     let produced = match output {
         None => Produced::Tokens {
@@ -99,18 +119,41 @@ pub(crate) fn launch<R: CubeRuntime>(
         return produced;
     }
     if let Some(kept) = fast_path_k(&input, &per_row, scalars, output) {
-        sample_from_top_k(input, per_row, scalars, kept, int_dtype, tokens, valid);
+        sample_from_top_k(
+            input,
+            per_row,
+            placeholders,
+            scalars,
+            kept,
+            int_dtype,
+            [tokens, valid, filtered],
+        );
         return produced;
     }
     launch_kernel(
-        input, per_row, scalars, output, int_dtype, tokens, valid, filtered,
+        input,
+        per_row,
+        placeholders,
+        scalars,
+        output,
+        int_dtype,
+        [tokens, valid, filtered],
     );
     produced
 }
 
+/// One-element tensors for the parameter slots not given per row (never read; distinct buffers,
+/// since wgpu refuses aliased writable bindings).
+pub(crate) struct Placeholders<R: CubeRuntime> {
+    temperature: CubeTensor<R>,
+    top_k: CubeTensor<R>,
+    top_p: CubeTensor<R>,
+    min_p: CubeTensor<R>,
+    seed: CubeTensor<R>,
+}
+
 /// The kernels' per-row parameter tensors and the flags saying which are given. Parameters not
-/// given per row are kernel scalars; their tensor slots get a one-element placeholder (never
-/// read; distinct buffers, since wgpu refuses aliased writable bindings).
+/// given per row are kernel scalars; their tensor slots get a placeholder.
 struct ParamSlots<R: CubeRuntime> {
     temperatures: CubeTensor<R>,
     top_ks: CubeTensor<R>,
@@ -122,36 +165,44 @@ struct ParamSlots<R: CubeRuntime> {
     param_dtype: DType,
 }
 
-fn param_slots<R: CubeRuntime>(
-    input: &CubeTensor<R>,
-    per_row: PerRowTensors<R>,
-    int_dtype: DType,
-) -> ParamSlots<R> {
-    let param_dtype = [&per_row.temperature, &per_row.top_p, &per_row.min_p]
+/// The float type of the per-row parameters: that of the first one given, else the input's.
+fn param_dtype<R: CubeRuntime>(per_row: &PerRowTensors<R>, input_dtype: DType) -> DType {
+    [&per_row.temperature, &per_row.top_p, &per_row.min_p]
         .into_iter()
         .flatten()
         .map(|t| t.dtype)
         .next()
-        .unwrap_or(input.dtype);
+        .unwrap_or(input_dtype)
+}
+
+fn param_slots<R: CubeRuntime>(
+    per_row: PerRowTensors<R>,
+    placeholders: Placeholders<R>,
+) -> ParamSlots<R> {
     let mut flags = 0u32;
-    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, dtype: DType| match tensor {
-        Some(tensor) => {
-            flags |= flag;
-            // The kernels read `[row]` of an array: a strided or broadcast view is copied in order.
-            into_contiguous(tensor)
+    let mut slot = |tensor: Option<CubeTensor<R>>, flag: u32, placeholder: CubeTensor<R>| {
+        match tensor {
+            Some(tensor) => {
+                flags |= flag;
+                // The kernels read `[row]` of an array: a strided or broadcast view is copied in
+                // order.
+                into_contiguous(tensor)
+            }
+            None => placeholder,
         }
-        None => empty_device_contiguous_dtype(
-            input.client.clone(),
-            input.device.clone(),
-            [1].into(),
-            dtype,
-        ),
     };
-    let temperatures = slot(per_row.temperature, PER_ROW_TEMPERATURE, param_dtype);
-    let top_ks = slot(per_row.top_k, PER_ROW_TOP_K, int_dtype);
-    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, param_dtype);
-    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, param_dtype);
-    let seeds = slot(per_row.seed, PER_ROW_SEED, int_dtype);
+    let temperatures = slot(
+        per_row.temperature,
+        PER_ROW_TEMPERATURE,
+        placeholders.temperature,
+    );
+    let top_ks = slot(per_row.top_k, PER_ROW_TOP_K, placeholders.top_k);
+    let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, placeholders.top_p);
+    let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, placeholders.min_p);
+    let seeds = slot(per_row.seed, PER_ROW_SEED, placeholders.seed);
+    // A given temperature is the first per-row float parameter, and the placeholder has their
+    // type ([`param_dtype`]).
+    let param_dtype = temperatures.dtype;
     ParamSlots {
         temperatures,
         top_ks,
@@ -169,12 +220,11 @@ fn param_slots<R: CubeRuntime>(
 fn launch_kernel<R: CubeRuntime>(
     input: CubeTensor<R>,
     per_row: PerRowTensors<R>,
+    placeholders: Placeholders<R>,
     scalars: &ScalarParams,
     output: Option<FilterOutput>,
     int_dtype: DType,
-    tokens: CubeTensor<R>,
-    valid: CubeTensor<R>,
-    filtered: CubeTensor<R>,
+    [tokens, valid, filtered]: [CubeTensor<R>; 3],
 ) {
     let client = input.client.clone();
     let rows = input.shape()[0];
@@ -187,7 +237,7 @@ fn launch_kernel<R: CubeRuntime>(
         seeds,
         flags,
         param_dtype,
-    } = param_slots(&input, per_row, int_dtype);
+    } = param_slots(per_row, placeholders);
 
     let kernel_output = match output {
         None => OUTPUT_TOKENS,
@@ -382,14 +432,13 @@ fn fused_config<R: CubeRuntime>(
 fn sample_from_top_k<R: CubeRuntime>(
     input: CubeTensor<R>,
     per_row: PerRowTensors<R>,
+    placeholders: Placeholders<R>,
     scalars: &ScalarParams,
     kept: usize,
     int_dtype: DType,
-    tokens: CubeTensor<R>,
-    valid: CubeTensor<R>,
+    [tokens, valid, filtered]: [CubeTensor<R>; 3],
 ) {
     let client = input.client.clone();
-    let device = input.device.clone();
     let shape = input.shape();
     let (rows, vocab) = (shape[0], shape[1]);
     let hardware = client.properties().hardware.clone();
@@ -406,9 +455,14 @@ fn sample_from_top_k<R: CubeRuntime>(
     let (layout, plan) = match planned {
         Ok((layout, plan)) if plan != Plan::BurnBuiltin => (layout, plan),
         _ => {
-            let filtered = empty_device_contiguous_dtype(client, device, [1].into(), input.dtype);
             launch_kernel(
-                input, per_row, scalars, None, int_dtype, tokens, valid, filtered,
+                input,
+                per_row,
+                placeholders,
+                scalars,
+                None,
+                int_dtype,
+                [tokens, valid, filtered],
             );
             return;
         }
@@ -422,7 +476,7 @@ fn sample_from_top_k<R: CubeRuntime>(
         flags,
         param_dtype,
         ..
-    } = param_slots(&input, per_row, int_dtype);
+    } = param_slots(per_row, placeholders);
 
     let from_probs = scalars.source == Source::Probabilities;
     let joint = scalars.order == FilterOrder::Joint;
