@@ -144,7 +144,7 @@ pub(crate) fn launch<R: CubeRuntime>(
 
 /// One-element tensors for the parameter slots not given per row (never read; distinct buffers,
 /// since wgpu refuses aliased writable bindings).
-pub(crate) struct Placeholders<R: CubeRuntime> {
+struct Placeholders<R: CubeRuntime> {
     temperature: CubeTensor<R>,
     top_k: CubeTensor<R>,
     top_p: CubeTensor<R>,
