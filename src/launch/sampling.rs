@@ -103,6 +103,7 @@ pub(crate) fn launch<R: CubeRuntime>(
         top_p,
         min_p,
         seed,
+        param_dtype,
     };
     let produced = match output {
         None => Produced::Tokens {
@@ -150,6 +151,8 @@ struct Placeholders<R: CubeRuntime> {
     top_p: CubeTensor<R>,
     min_p: CubeTensor<R>,
     seed: CubeTensor<R>,
+    /// The float type of the per-row parameters ([`param_dtype`]), that of the float slots.
+    param_dtype: DType,
 }
 
 /// The kernels' per-row parameter tensors and the flags saying which are given. Parameters not
@@ -200,9 +203,6 @@ fn param_slots<R: CubeRuntime>(
     let top_ps = slot(per_row.top_p, PER_ROW_TOP_P, placeholders.top_p);
     let min_ps = slot(per_row.min_p, PER_ROW_MIN_P, placeholders.min_p);
     let seeds = slot(per_row.seed, PER_ROW_SEED, placeholders.seed);
-    // A given temperature is the first per-row float parameter, and the placeholder has their
-    // type ([`param_dtype`]).
-    let param_dtype = temperatures.dtype;
     ParamSlots {
         temperatures,
         top_ks,
@@ -210,7 +210,7 @@ fn param_slots<R: CubeRuntime>(
         min_ps,
         seeds,
         flags,
-        param_dtype,
+        param_dtype: placeholders.param_dtype,
     }
 }
 
