@@ -580,6 +580,36 @@ pub(crate) fn allocate_scratch<R: burn_cubecl::CubeRuntime>(
     (keys, indices)
 }
 
+/// Scratch of at most this many bytes shares the outputs' buffer (one request fewer per call);
+/// the buffer lives as long as the caller keeps the results, so larger scratch gets its own.
+const SCRATCH_WITH_OUTPUTS_MAX_BYTES: usize = 1 << 20;
+
+/// The outputs of [`allocate_outputs`] and the two buffers of [`allocate_scratch`], in one
+/// request where the scratch is small ([`SCRATCH_WITH_OUTPUTS_MAX_BYTES`]).
+pub(crate) fn allocate_outputs_and_scratch<R: burn_cubecl::CubeRuntime>(
+    input: &burn_cubecl::tensor::CubeTensor<R>,
+    (k, dim, index_dtype): (usize, usize, DType),
+    (rows, per_row): (usize, usize),
+) -> [burn_cubecl::tensor::CubeTensor<R>; 4] {
+    use burn::tensor::TensorMetadata;
+    if rows * per_row * 2 * DType::U32.size() > SCRATCH_WITH_OUTPUTS_MAX_BYTES {
+        let (values, indices) = allocate_outputs(input, k, dim, index_dtype);
+        let (keys, key_indices) = allocate_scratch(input, rows, per_row);
+        return [values, indices, keys, key_indices];
+    }
+    let shape = output_shape(&input.shape(), k, dim);
+    let scratch: Shape = [rows, per_row].into();
+    allocate(
+        input,
+        [
+            (shape.clone(), input.dtype),
+            (shape, index_dtype),
+            (scratch.clone(), DType::U32),
+            (scratch, DType::U32),
+        ],
+    )
+}
+
 /// Contiguous tensors of the given shapes and dtypes on the input's device, reserved in one
 /// storage buffer by one request to the device's server thread: each request is host time per
 /// call, and a call needs several tensors. The buffer is freed when the last of them is dropped,

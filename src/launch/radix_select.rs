@@ -5,7 +5,8 @@
 
 use super::streaming::{self, cube_grid, vector_width};
 use super::{
-    allocate, allocate_outputs, allocate_scratch, mapped_rows, prime_per_unit, vectors_per_unit,
+    allocate, allocate_outputs, allocate_outputs_and_scratch, mapped_rows, prime_per_unit,
+    vectors_per_unit,
 };
 use crate::error::RowLayout;
 use crate::kernels::radix_select::{
@@ -154,13 +155,13 @@ fn launch_per_row<R: CubeRuntime>(
     index_dtype: DType,
     (units, digit_bits): (usize, u32),
 ) -> (CubeTensor<R>, CubeTensor<R>) {
-    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
-        return (values, indices);
+        return allocate_outputs(&input, k, dim, index_dtype);
     }
     let (input, rows) = mapped_rows(input, dim);
     let stride = input.meta.strides()[dim];
-    let (scratch_keys, scratch_indices) = allocate_scratch(&input, layout.rows, 2 * k);
+    let [values, indices, scratch_keys, scratch_indices] =
+        allocate_outputs_and_scratch(&input, (k, dim, index_dtype), (layout.rows, 2 * k));
     let client = input.client.clone();
     let dtypes = [input.dtype.into(), index_dtype.into()];
     // SAFETY: the kernel guards its own accesses (every index is bounded by
@@ -204,15 +205,15 @@ fn launch_one_launch<R: CubeRuntime>(
     (batch, stage): (usize, usize),
     select: streaming::Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
-    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
-        return (values, indices);
+        return allocate_outputs(&input, k, dim, index_dtype);
     }
     let (input, rows) = mapped_rows(input, dim);
     let stride = input.meta.strides()[dim];
     let client = input.client.clone();
     let width = vector_width(&input, dim);
-    let (list_keys, list_indices) = allocate_scratch(&input, layout.rows, layout.len);
+    let [values, indices, list_keys, list_indices] =
+        allocate_outputs_and_scratch(&input, (k, dim, index_dtype), (layout.rows, layout.len));
     // SAFETY: the kernel guards its own accesses: loads by the row length, bins by the digit's
     // 11 bits, list places by the row's length (a row passes at most all of its entries).
     unsafe {

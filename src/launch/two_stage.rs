@@ -3,8 +3,8 @@
 
 use super::streaming::{self, cube_grid, vector_width};
 use super::{
-    allocate_outputs, allocate_scratch, mapped_rows, prime_batches, prime_per_unit, processors,
-    vectors_per_unit,
+    allocate_outputs, allocate_outputs_and_scratch, mapped_rows, prime_batches, prime_per_unit,
+    processors, vectors_per_unit,
 };
 use crate::error::RowLayout;
 use crate::kernels::two_stage::{
@@ -43,9 +43,8 @@ pub(crate) fn launch<R: CubeRuntime>(
     index_dtype: DType,
     config: Config,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
-    let (values, indices) = allocate_outputs(&input, k, dim, index_dtype);
     if layout.rows == 0 {
-        return (values, indices);
+        return allocate_outputs(&input, k, dim, index_dtype);
     }
     let (input, rows) = mapped_rows(input, dim);
     let stride = input.meta.strides()[dim];
@@ -55,7 +54,8 @@ pub(crate) fn launch<R: CubeRuntime>(
     let tile_width = config.tile_width.div_ceil(width) * width;
     let tiles = layout.len.div_ceil(tile_width);
     let per_row = tiles * k;
-    let (candidate_keys, candidate_indices) = allocate_scratch(&input, layout.rows, per_row);
+    let [values, indices, candidate_keys, candidate_indices] =
+        allocate_outputs_and_scratch(&input, (k, dim, index_dtype), (layout.rows, per_row));
     let vectors = vectors_per_unit(config.tile.batch, width);
     let hardware = &client.properties().hardware;
     let merge_capacity = sorted_merge_capacity(hardware, per_row, config.merge.units);
