@@ -1,9 +1,10 @@
 //! What `Strategy::Auto`'s autotuner picks, and how far the pick is from the best candidate.
 //!
-//! `cargo bench --bench autotune -- [--quick] [--dtype f32|bf16] [--csv FILE] [--keep-cache]
-//! [--compile-cost]` on the runtime the features select (CUDA with `--features cuda`, else wgpu;
-//! `--quick` is a small grid for CPU adapters such as lavapipe; `--dtype` keeps one dtype). For
-//! each shape of the grid (the kernels bench's grid):
+//! `cargo bench --bench autotune -- [--quick] [--dtype f32|bf16] [--shapes B:V:K,...] [--csv FILE]
+//! [--keep-cache] [--compile-cost]` on the runtime the features select (CUDA with `--features
+//! cuda`, else wgpu; `--quick` is a small grid for CPU adapters such as lavapipe; `--dtype` keeps
+//! one dtype of the grid; `--shapes` replaces the grid with the listed shapes, in `--dtype`, f32
+//! unless given). For each shape of the grid (the kernels bench's grid):
 //!
 //! - tune ms: the wall time of the first `Auto` call with a new key (tuning, including the
 //!   compilation of kernels no earlier shape needed);
@@ -20,7 +21,7 @@
 //! The crate's autotune cache file is deleted first (so every key is tuned here) unless
 //! `--keep-cache`.
 
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{DType, Distribution, Tensor};
 use burn_topk::autotune::{self, TuneShape};
 use burn_topk::{Strategy, TopKExt, TopKOptions};
 use cubecl::Runtime;
@@ -155,6 +156,7 @@ fn main() {
     let mut csv_path = None;
     let mut keep_cache = false;
     let mut only_dtype = None;
+    let mut shapes = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -162,6 +164,11 @@ fn main() {
             "--csv" => csv_path = it.next(),
             "--keep-cache" => keep_cache = true,
             "--dtype" => only_dtype = it.next().map(|d| d.to_lowercase()),
+            "--shapes" => {
+                shapes = Some(common::parse_shapes(
+                    &it.next().expect("--shapes B:V:K,..."),
+                ))
+            }
             "--compile-cost" => {
                 compile_cost();
                 return;
@@ -185,7 +192,13 @@ fn main() {
         candidates.len()
     );
 
-    let (batches, vocabs, ks, dtypes) = common::grid(quick);
+    // Listed shapes run in `--dtype` (f32 unless given); the grid in its dtypes, or one of them.
+    let listed_dtype = match only_dtype.as_deref() {
+        Some("bf16") => DType::BF16,
+        Some("f16") => DType::F16,
+        _ => DType::F32,
+    };
+    let groups = common::shape_groups(shapes.as_deref(), listed_dtype, quick);
 
     let mut header = String::from(
         "| dtype | b | V | k | tune ms | pick | pick µs | best | best µs | pick/best | best by score | pick/best by score |",
@@ -200,7 +213,7 @@ fn main() {
         "dtype,batch,vocab,k,tune_ms,pick,pick_us,best,best_us,score_best,candidate,candidate_us,candidate_score_us\n",
     );
     let mut worst: f64 = 1.0;
-    for &dtype in dtypes {
+    for (dtype, batch, vocab, ks) in groups {
         if only_dtype
             .as_ref()
             .is_some_and(|d| *d != format!("{dtype:?}").to_lowercase())
@@ -208,69 +221,64 @@ fn main() {
             continue;
         }
         if !<B as burn::tensor::backend::Backend>::supports_dtype(&device, dtype) {
-            println!("{dtype:?}: not supported on this device, skipped");
+            println!("{dtype:?} {batch} × {vocab}: not supported on this device, skipped");
             continue;
         }
-        for &batch in batches {
-            for &vocab in vocabs {
-                let input =
-                    Tensor::<B, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device)
-                        .cast(dtype);
-                <B as burn::tensor::backend::Backend>::sync(&device).unwrap();
-                for &k in ks {
-                    let start = Instant::now();
-                    let (values, _) = input.clone().top_k(k, 1);
-                    let _ = values.into_data();
-                    let tune_ms = start.elapsed().as_secs_f64() * 1e3;
-                    let shape = TuneShape::new(batch, vocab, k).with_dtype(dtype);
-                    let pick = autotune::tuned_choice::<Rt>(&client, &device, &shape);
-                    let strategies: Vec<Strategy> = candidates.iter().map(|c| c.strategy).collect();
-                    let times = time_all(&device, &input, k, &strategies);
-                    // The fastest candidate by a statistic of the timings.
-                    let fastest = |by: fn(&Timing) -> f64| {
-                        times
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, t)| t.as_ref().map(|t| (i, by(t))))
-                            .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
-                            .expect("radix select always fits")
-                    };
-                    let (best, best_us) = fastest(|t| t.median);
-                    let (score_best, score_best_us) = fastest(|t| t.score);
-                    let pick_index = pick
-                        .as_ref()
-                        .and_then(|p| candidates.iter().position(|c| c == p));
-                    let pick_time = pick_index.and_then(|i| times[i]);
-                    let pick_us = pick_time.map(|t| t.median);
-                    let ratio = pick_us.map_or(f64::NAN, |t| t / best_us);
-                    if ratio.is_finite() {
-                        worst = worst.max(ratio);
-                    }
-                    let score_ratio = pick_time.map_or(f64::NAN, |t| t.score / score_best_us);
-                    let pick_name = pick
-                        .as_ref()
-                        .map_or("(none: k > buffer)", |p| p.name.as_str());
-                    let mut row = format!(
-                        "| {dtype:?} | {batch} | {vocab} | {k} | {tune_ms:.0} | {pick_name} | {} | {} | {best_us:.1} | {ratio:.3} | {} | {score_ratio:.3} |",
-                        pick_us.map_or("-".into(), |t| format!("{t:.1}")),
-                        candidates[best].name,
-                        candidates[score_best].name,
-                    );
-                    for (candidate, t) in candidates.iter().zip(&times) {
-                        row += &t.map_or(" - |".into(), |t| format!(" {:.1} |", t.median));
-                        csv += &format!(
-                            "{dtype:?},{batch},{vocab},{k},{tune_ms:.1},{pick_name},{},{},{best_us:.2},{},{},{},{}\n",
-                            pick_us.map_or(String::new(), |t| format!("{t:.2}")),
-                            candidates[best].name,
-                            candidates[score_best].name,
-                            candidate.name,
-                            t.map_or(String::new(), |t| format!("{:.2}", t.median)),
-                            t.map_or(String::new(), |t| format!("{:.2}", t.score)),
-                        );
-                    }
-                    println!("{row}");
-                }
+        let input = Tensor::<B, 2>::random([batch, vocab], Distribution::Normal(0.0, 3.0), &device)
+            .cast(dtype);
+        <B as burn::tensor::backend::Backend>::sync(&device).unwrap();
+        for k in ks {
+            let start = Instant::now();
+            let (values, _) = input.clone().top_k(k, 1);
+            let _ = values.into_data();
+            let tune_ms = start.elapsed().as_secs_f64() * 1e3;
+            let shape = TuneShape::new(batch, vocab, k).with_dtype(dtype);
+            let pick = autotune::tuned_choice::<Rt>(&client, &device, &shape);
+            let strategies: Vec<Strategy> = candidates.iter().map(|c| c.strategy).collect();
+            let times = time_all(&device, &input, k, &strategies);
+            // The fastest candidate by a statistic of the timings.
+            let fastest = |by: fn(&Timing) -> f64| {
+                times
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| t.as_ref().map(|t| (i, by(t))))
+                    .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
+                    .expect("radix select always fits")
+            };
+            let (best, best_us) = fastest(|t| t.median);
+            let (score_best, score_best_us) = fastest(|t| t.score);
+            let pick_index = pick
+                .as_ref()
+                .and_then(|p| candidates.iter().position(|c| c == p));
+            let pick_time = pick_index.and_then(|i| times[i]);
+            let pick_us = pick_time.map(|t| t.median);
+            let ratio = pick_us.map_or(f64::NAN, |t| t / best_us);
+            if ratio.is_finite() {
+                worst = worst.max(ratio);
             }
+            let score_ratio = pick_time.map_or(f64::NAN, |t| t.score / score_best_us);
+            let pick_name = pick
+                .as_ref()
+                .map_or("(none: k > buffer)", |p| p.name.as_str());
+            let mut row = format!(
+                "| {dtype:?} | {batch} | {vocab} | {k} | {tune_ms:.0} | {pick_name} | {} | {} | {best_us:.1} | {ratio:.3} | {} | {score_ratio:.3} |",
+                pick_us.map_or("-".into(), |t| format!("{t:.1}")),
+                candidates[best].name,
+                candidates[score_best].name,
+            );
+            for (candidate, t) in candidates.iter().zip(&times) {
+                row += &t.map_or(" - |".into(), |t| format!(" {:.1} |", t.median));
+                csv += &format!(
+                    "{dtype:?},{batch},{vocab},{k},{tune_ms:.1},{pick_name},{},{},{best_us:.2},{},{},{},{}\n",
+                    pick_us.map_or(String::new(), |t| format!("{t:.2}")),
+                    candidates[best].name,
+                    candidates[score_best].name,
+                    candidate.name,
+                    t.map_or(String::new(), |t| format!("{:.2}", t.median)),
+                    t.map_or(String::new(), |t| format!("{:.2}", t.score)),
+                );
+            }
+            println!("{row}");
         }
     }
     println!("worst pick/best: {worst:.3}");

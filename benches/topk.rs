@@ -11,7 +11,8 @@
 //! - device time: the GPU time of `n` calls queued behind a ~1 ms busy kernel (so host launch
 //!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
 //! - wall time: a steady loop of calls, synchronised at the end, per call (what a decode loop
-//!   pays; it includes the host's launch cost);
+//!   pays; it includes the host's launch cost); `BURN_TOPK_BENCH_LOOPS=N` sets the loop's length
+//!   (50 calls, 5 on the heaviest shapes; longer loops show whether the device keeps up);
 //! - inputs rotate over copies totalling at least 128 MiB, so no call reads a row hot from L2
 //!   (`BURN_TOPK_BENCH_COPIES=1` keeps one copy instead: what a kernel gains from a row hot in
 //!   L2, i.e. how much of its time is waiting on memory);
@@ -85,19 +86,9 @@ fn args() -> Args {
                 }
             }
             "--shapes" => {
-                let list = it.next().expect("--shapes B:V:K,...");
-                shapes = Some(
-                    list.split(',')
-                        .map(|shape| {
-                            let n: Vec<usize> = shape
-                                .split(':')
-                                .map(|x| x.parse().expect("B:V:K numbers"))
-                                .collect();
-                            assert_eq!(n.len(), 3, "a shape is B:V:K");
-                            (n[0], n[1], n[2])
-                        })
-                        .collect(),
-                )
+                shapes = Some(common::parse_shapes(
+                    &it.next().expect("--shapes B:V:K,..."),
+                ))
             }
             _ => {} // `cargo bench` passes `--bench`
         }
@@ -141,31 +132,7 @@ fn main() {
         busy.bytes() >> 20
     );
 
-    // (dtype, batch, vocab, ks) groups: the grid, or the listed shapes.
-    let groups: Vec<(DType, usize, usize, Vec<usize>)> = match &args.shapes {
-        Some(shapes) => {
-            let mut groups: Vec<(DType, usize, usize, Vec<usize>)> = Vec::new();
-            for &(batch, vocab, k) in shapes {
-                match groups.iter_mut().find(|g| g.1 == batch && g.2 == vocab) {
-                    Some(group) => group.3.push(k),
-                    None => groups.push((args.dtype, batch, vocab, vec![k])),
-                }
-            }
-            groups
-        }
-        None => {
-            let (batches, vocabs, ks, dtypes) = common::grid(args.quick);
-            let mut groups = Vec::new();
-            for &dtype in dtypes {
-                for &batch in batches {
-                    for &vocab in vocabs {
-                        groups.push((dtype, batch, vocab, ks.to_vec()));
-                    }
-                }
-            }
-            groups
-        }
-    };
+    let groups = common::shape_groups(args.shapes.as_deref(), args.dtype, args.quick);
     let mut csv =
         String::from("dtype,batch,vocab,k,strategy,device_us,wall_us,host_us,gb_per_s,pct_copy\n");
     println!(
@@ -177,65 +144,65 @@ fn main() {
             println!("{dtype:?}: not supported on this device, skipped");
             continue;
         }
-        {
-            {
-                let bytes = batch * vocab * dtype.size();
-                let copies = std::env::var("BURN_TOPK_BENCH_COPIES")
-                    .ok()
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or((128usize << 20).div_ceil(bytes).clamp(1, 512));
-                let all = Tensor::<B, 2>::random(
-                    [copies * batch, vocab],
-                    Distribution::Normal(0.0, 3.0),
-                    &device,
-                )
-                .cast(dtype);
-                let inputs: Vec<Tensor<B, 2>> = (0..copies)
-                    .map(|c| all.clone().narrow(0, c * batch, batch))
-                    .collect();
-                for &k in ks.iter().filter(|&&k| k <= vocab) {
-                    for (name, strategy) in &args.strategies {
-                        if *strategy == Strategy::BurnBuiltin && (batch > 8 || vocab > 128 << 10) {
-                            continue; // a host sort: minutes on the large shapes
-                        }
-                        let options = TopKOptions::largest().with_strategy(*strategy);
-                        let heavy = bytes >= 64 << 20 || *strategy == Strategy::BurnBuiltin;
-                        let calls = if heavy { 3 } else { 10 };
-                        let samples = if heavy { 3 } else { 9 };
-                        let mut next = 0usize;
-                        let mut call = || {
-                            let input = inputs[next % copies].clone();
-                            next += 1;
-                            let _ = input.top_k_with(k, 1, options);
-                        };
-                        // Warm up: compile the kernels, fill the memory pools.
-                        for _ in 0..3 {
-                            call();
-                        }
-                        sync(&device);
-                        let device_us = busy.per_call(&device, calls, samples, &mut call);
-                        let loops = if heavy { 5 } else { 50 };
-                        sync(&device);
-                        let start = Instant::now();
-                        for _ in 0..loops {
-                            call();
-                        }
-                        let host: Duration = start.elapsed();
-                        sync(&device);
-                        let wall = start.elapsed();
-                        let wall_us = wall.as_secs_f64() * 1e6 / loops as f64;
-                        let host_us = host.as_secs_f64() * 1e6 / loops as f64;
-                        let gbps = bytes as f64 / device_us.max(1e-3) / 1e3;
-                        let pct = 100.0 * gbps / copy_gbps;
-                        let dt = format!("{dtype:?}").to_lowercase();
-                        println!(
-                            "{dt:>5} {batch:>4} {vocab:>8} {k:>5} {name:>10} {device_us:>10.1} {wall_us:>10.1} {host_us:>10.1} {gbps:>8.0} {pct:>6.0}%"
-                        );
-                        csv.push_str(&format!(
+        let bytes = batch * vocab * dtype.size();
+        let loops_override = std::env::var("BURN_TOPK_BENCH_LOOPS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        let copies = std::env::var("BURN_TOPK_BENCH_COPIES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or((128usize << 20).div_ceil(bytes).clamp(1, 512));
+        let all = Tensor::<B, 2>::random(
+            [copies * batch, vocab],
+            Distribution::Normal(0.0, 3.0),
+            &device,
+        )
+        .cast(dtype);
+        let inputs: Vec<Tensor<B, 2>> = (0..copies)
+            .map(|c| all.clone().narrow(0, c * batch, batch))
+            .collect();
+        for &k in ks.iter().filter(|&&k| k <= vocab) {
+            for (name, strategy) in &args.strategies {
+                if *strategy == Strategy::BurnBuiltin && (batch > 8 || vocab > 128 << 10) {
+                    continue; // a host sort: minutes on the large shapes
+                }
+                let options = TopKOptions::largest().with_strategy(*strategy);
+                let heavy = bytes >= 64 << 20 || *strategy == Strategy::BurnBuiltin;
+                let calls = if heavy { 3 } else { 10 };
+                let samples = if heavy { 3 } else { 9 };
+                let mut next = 0usize;
+                let mut call = || {
+                    let input = inputs[next % copies].clone();
+                    next += 1;
+                    let _ = input.top_k_with(k, 1, options);
+                };
+                // Warm up: compile the kernels, fill the memory pools.
+                for _ in 0..3 {
+                    call();
+                }
+                sync(&device);
+                let device_us = busy.per_call(&device, calls, samples, &mut call);
+                let loops = loops_override.unwrap_or(if heavy { 5 } else { 50 });
+                sync(&device);
+                let start = Instant::now();
+                for _ in 0..loops {
+                    call();
+                }
+                let host: Duration = start.elapsed();
+                sync(&device);
+                let wall = start.elapsed();
+                let wall_us = wall.as_secs_f64() * 1e6 / loops as f64;
+                let host_us = host.as_secs_f64() * 1e6 / loops as f64;
+                let gbps = bytes as f64 / device_us.max(1e-3) / 1e3;
+                let pct = 100.0 * gbps / copy_gbps;
+                let dt = format!("{dtype:?}").to_lowercase();
+                println!(
+                    "{dt:>5} {batch:>4} {vocab:>8} {k:>5} {name:>10} {device_us:>10.1} {wall_us:>10.1} {host_us:>10.1} {gbps:>8.0} {pct:>6.0}%"
+                );
+                csv.push_str(&format!(
                             "{dt},{batch},{vocab},{k},{name},{device_us:.2},{wall_us:.2},{host_us:.2},{gbps:.1},{pct:.1}\n"
                         ));
-                    }
-                }
             }
         }
     }

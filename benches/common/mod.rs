@@ -101,6 +101,54 @@ impl Busy {
     }
 }
 
+/// `B:V:K,...` (rows, row length, k) as listed after `--shapes`.
+#[allow(dead_code)]
+pub fn parse_shapes(list: &str) -> Vec<(usize, usize, usize)> {
+    list.split(',')
+        .map(|shape| {
+            let n: Vec<usize> = shape
+                .split(':')
+                .map(|x| x.parse().expect("B:V:K numbers"))
+                .collect();
+            assert_eq!(n.len(), 3, "a shape is B:V:K");
+            (n[0], n[1], n[2])
+        })
+        .collect()
+}
+
+/// The shapes a bench runs as (dtype, rows, row length, ks) groups, one input per group: the
+/// listed `shapes` in `dtype` (those with the same rows and length share a group), else
+/// [`grid`].
+#[allow(dead_code)]
+pub fn shape_groups(
+    shapes: Option<&[(usize, usize, usize)]>,
+    dtype: DType,
+    quick: bool,
+) -> Vec<(DType, usize, usize, Vec<usize>)> {
+    let mut groups: Vec<(DType, usize, usize, Vec<usize>)> = Vec::new();
+    match shapes {
+        Some(shapes) => {
+            for &(batch, vocab, k) in shapes {
+                match groups.iter_mut().find(|g| g.1 == batch && g.2 == vocab) {
+                    Some(group) => group.3.push(k),
+                    None => groups.push((dtype, batch, vocab, vec![k])),
+                }
+            }
+        }
+        None => {
+            let (batches, vocabs, ks, dtypes) = grid(quick);
+            for &dtype in dtypes {
+                for &batch in batches {
+                    for &vocab in vocabs {
+                        groups.push((dtype, batch, vocab, ks.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+    groups
+}
+
 /// The kernels issue's grid as (batches, row lengths, k, dtypes); `quick` is a tiny one for CPU
 /// adapters such as lavapipe. (The sampling bench has a grid of its own.)
 #[allow(dead_code)]
