@@ -11,8 +11,10 @@
 //! - device time: the GPU time of `n` calls queued behind a ~1 ms busy kernel (so host launch
 //!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
 //! - wall time: a steady loop of calls, synchronised at the end, per call (what a decode loop
-//!   pays; it includes the host's launch cost); `BURN_TOPK_BENCH_LOOPS=N` sets the loop's length
-//!   (50 calls, 5 on the heaviest shapes; longer loops show whether the device keeps up);
+//!   pays; it includes the host's launch cost). The loop lasts about [`LOOP_TIME`] of device time
+//!   (5 to 1000 calls): a loop pays once for its first launch on an idle device and its final
+//!   synchronisation, ~140 µs on the H100, which 50 calls of a 13 µs top-k spread as 2.8 µs per
+//!   call. `BURN_TOPK_BENCH_LOOPS=N` sets the length instead;
 //! - inputs rotate over copies totalling at least 128 MiB, so no call reads a row hot from L2
 //!   (`BURN_TOPK_BENCH_COPIES=1` keeps one copy instead: what a kernel gains from a row hot in
 //!   L2, i.e. how much of its time is waiting on memory);
@@ -106,6 +108,15 @@ fn args() -> Args {
     }
 }
 
+/// The device time a steady loop lasts (see the module docs).
+const LOOP_TIME: Duration = Duration::from_millis(10);
+
+/// Calls in a steady loop for a call of `device_us` µs of device time.
+fn loop_calls(device_us: f64) -> usize {
+    let calls = LOOP_TIME.as_secs_f64() * 1e6 / device_us.max(1.0);
+    (calls.ceil() as usize).clamp(5, 1000)
+}
+
 fn sync(device: &Device) {
     <B as burn::tensor::backend::Backend>::sync(device).expect("sync");
 }
@@ -183,7 +194,7 @@ fn main() {
                 }
                 sync(&device);
                 let device_us = busy.per_call(&device, calls, samples, &mut call);
-                let loops = loops_override.unwrap_or(if heavy { 5 } else { 50 });
+                let loops = loops_override.unwrap_or_else(|| loop_calls(device_us));
                 sync(&device);
                 let start = Instant::now();
                 for _ in 0..loops {
