@@ -163,7 +163,7 @@ fn main() {
             "--quick" => quick = true,
             "--csv" => csv_path = it.next(),
             "--keep-cache" => keep_cache = true,
-            "--dtype" => only_dtype = it.next().map(|d| d.to_lowercase()),
+            "--dtype" => only_dtype = it.next().map(|d| common::parse_dtype(&d)),
             "--shapes" => {
                 shapes = Some(common::parse_shapes(
                     &it.next().expect("--shapes B:V:K,..."),
@@ -193,12 +193,7 @@ fn main() {
     );
 
     // Listed shapes run in `--dtype` (f32 unless given); the grid in its dtypes, or one of them.
-    let listed_dtype = match only_dtype.as_deref() {
-        Some("bf16") => DType::BF16,
-        Some("f16") => DType::F16,
-        _ => DType::F32,
-    };
-    let groups = common::shape_groups(shapes.as_deref(), listed_dtype, quick);
+    let groups = common::shape_groups(shapes.as_deref(), only_dtype.unwrap_or(DType::F32), quick);
 
     let mut header = String::from(
         "| dtype | b | V | k | tune ms | pick | pick µs | best | best µs | pick/best | best by score | pick/best by score |",
@@ -214,10 +209,7 @@ fn main() {
     );
     let mut worst: f64 = 1.0;
     for (dtype, batch, vocab, ks) in groups {
-        if only_dtype
-            .as_ref()
-            .is_some_and(|d| *d != format!("{dtype:?}").to_lowercase())
-        {
+        if only_dtype.is_some_and(|d| d != dtype) {
             continue;
         }
         if !<B as burn::tensor::backend::Backend>::supports_dtype(&device, dtype) {

@@ -79,14 +79,7 @@ fn args() -> Args {
             "--quick" => quick = true,
             "--strategies" => names = it.next().expect("--strategies LIST"),
             "--csv" => csv = it.next(),
-            "--dtype" => {
-                dtype = match it.next().as_deref() {
-                    Some("f32") => DType::F32,
-                    Some("bf16") => DType::BF16,
-                    Some("f16") => DType::F16,
-                    other => panic!("--dtype takes f32, bf16 or f16, got {other:?}"),
-                }
-            }
+            "--dtype" => dtype = common::parse_dtype(&it.next().expect("--dtype f32|bf16|f16")),
             "--shapes" => {
                 shapes = Some(common::parse_shapes(
                     &it.next().expect("--shapes B:V:K,..."),
@@ -144,6 +137,10 @@ fn main() {
     );
 
     let groups = common::shape_groups(args.shapes.as_deref(), args.dtype, args.quick);
+    let loops_override = std::env::var("BURN_TOPK_BENCH_LOOPS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0);
     let mut csv =
         String::from("dtype,batch,vocab,k,strategy,device_us,wall_us,host_us,gb_per_s,pct_copy\n");
     println!(
@@ -156,10 +153,6 @@ fn main() {
             continue;
         }
         let bytes = batch * vocab * dtype.size();
-        let loops_override = std::env::var("BURN_TOPK_BENCH_LOOPS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|&n| n > 0);
         let copies = std::env::var("BURN_TOPK_BENCH_COPIES")
             .ok()
             .and_then(|c| c.parse().ok())

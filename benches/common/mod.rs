@@ -101,6 +101,17 @@ impl Busy {
     }
 }
 
+/// The dtype named after `--dtype`: `f32`, `bf16` or `f16`.
+#[allow(dead_code)]
+pub fn parse_dtype(name: &str) -> DType {
+    match name.to_lowercase().as_str() {
+        "f32" => DType::F32,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        other => panic!("--dtype takes f32, bf16 or f16, got {other:?}"),
+    }
+}
+
 /// `B:V:K,...` (rows, row length, k) as listed after `--shapes`.
 #[allow(dead_code)]
 pub fn parse_shapes(list: &str) -> Vec<(usize, usize, usize)> {
