@@ -47,6 +47,7 @@ use crate::tensor_ext::TopKExt;
 use burn::tensor::{DType, Distribution, Tensor, TensorMetadata};
 use burn_cubecl::{CubeRuntime, CubeTuneId, tensor::CubeTensor};
 use cubecl::AutotuneKey;
+use cubecl::device::{Device, DeviceId};
 use cubecl::ir::{ElemType, HardwareProperties};
 use cubecl::tune::{CloneInputGenerator, Tunable, TunableSet, TuneCacheResult, TuneGroup, Tuner};
 use serde::{Deserialize, Serialize};
@@ -304,24 +305,26 @@ pub fn tuning_count() -> usize {
 }
 
 /// Each device's [`DeviceTuner`], keyed by runtime and device id (the runtime is a type
-/// parameter, so the map holds them type-erased).
-type TunerMap = HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>;
+/// parameter, so the map holds them type-erased). The key is the id itself, not the tuner's
+/// name for it: every `Auto` call looks its tuner up, and formatting that name cost host time
+/// per call.
+type TunerMap = HashMap<(TypeId, DeviceId), Arc<dyn Any + Send + Sync>>;
 
 fn device_tuner<R: CubeRuntime>(
     client: &cubecl::client::ComputeClient<R>,
     device: &R::Device,
 ) -> Arc<DeviceTuner<R>> {
     static TUNERS: OnceLock<Mutex<TunerMap>> = OnceLock::new();
-    let id = CubeTuneId::new(client, device).to_string();
     let mut tuners = TUNERS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let entry = tuners
-        .entry((TypeId::of::<R>(), id.clone()))
+        .entry((TypeId::of::<R>(), device.to_id()))
         .or_insert_with(|| {
             let hardware = client.properties().hardware.clone();
-            Arc::new(Arc::new(new_device_tuner::<R>(&hardware, &id)))
+            let name = CubeTuneId::new(client, device).to_string();
+            Arc::new(Arc::new(new_device_tuner::<R>(&hardware, &name)))
         });
     entry
         .downcast_ref::<Arc<DeviceTuner<R>>>()
@@ -418,15 +421,18 @@ fn measure_sample_runs<R: CubeRuntime>(
 }
 
 fn key<R: CubeRuntime>((tensor, k, dim, largest, _index_dtype): &TuneInput<R>) -> TopKKey {
-    let shape = tensor.shape();
-    let len = shape[*dim];
+    key_of(tensor, *k, *dim, *largest)
+}
+
+fn key_of<R: CubeRuntime>(tensor: &CubeTensor<R>, k: usize, dim: usize, largest: bool) -> TopKKey {
+    let len = tensor.meta.shape()[dim];
     TopKKey::new(
-        *k,
+        k,
         len,
-        shape.num_elements() / len.max(1),
+        tensor.meta.num_elements() / len.max(1),
         ElemType::from(tensor.dtype),
-        *largest,
-        tensor.meta.strides()[*dim] == 1,
+        largest,
+        tensor.meta.strides()[dim] == 1,
         tensor.client.properties().hardware.plane_size_max,
     )
 }
@@ -483,11 +489,12 @@ pub(crate) fn top_k<R: CubeRuntime>(
     index_dtype: DType,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let device = device_tuner(&tensor.client, &tensor.device);
-    let inputs: TuneInput<R> = (tensor.clone(), k, dim, largest, index_dtype);
-    let key = device.set.generate_key(&inputs);
+    // The set's key function, without cloning the tensor into the tuner's inputs on a hit.
+    let key = key_of(&tensor, k, dim, largest);
     let index = match device.tuner.fastest(&key) {
         TuneCacheResult::Hit { fastest_index } => Some(fastest_index),
         _ => {
+            let inputs: TuneInput<R> = (tensor.clone(), k, dim, largest, index_dtype);
             let start = Instant::now();
             let runs = CANDIDATE_RUNS.load(Ordering::Relaxed);
             // A key found on disk but not yet validated is tuned again only if its file is stale;
