@@ -136,7 +136,7 @@ pub(crate) fn launch<R: CubeRuntime>(
 /// candidates: the next power of two (few kernel variants), `None` when two halves of keys and
 /// indices, with the bound's words and its gather's scan (see `merge_candidates_kernel`), do not
 /// fit the device's shared memory in a cube of `units`.
-fn sorted_merge_capacity(
+pub(crate) fn sorted_merge_capacity(
     hardware: &HardwareProperties,
     entries: usize,
     units: usize,
