@@ -482,12 +482,12 @@ fn two_stage_config(
     })
 }
 
-/// Units of the sorted merge's cube when the rows are fewer than the processors.
+/// Units of the sorted merge's cube where [`candidate_cube`] would take more.
 const SORTED_MERGE_UNITS: usize = 512;
 
 /// The two-stage merge's cube: [`candidate_cube`]'s, except that a sorted merge (the row's lists
-/// fit shared memory twice) of rows fewer than the processors takes [`SORTED_MERGE_UNITS`]
-/// rather than 1024 units. Its steps are barriers across the cube, which a smaller cube passes
+/// fit shared memory twice) takes [`SORTED_MERGE_UNITS`] where that cube is larger (1024 units
+/// for rows fewer than the processors). Its steps are barriers across the cube, which a smaller cube passes
 /// sooner (H100, two-stage, 1 × 128k: k = 50 12.9 → 12.5 µs, k = 256 30.5 → 28.6; 8 × 128k,
 /// k = 256 36.1 → 35.0; 256 units doubled k = 256, as more entries pass the bound than it has
 /// units). A merge through the candidate buffer keeps the larger cube (1 × 1M, k = 50: 23.1
@@ -498,17 +498,18 @@ fn merge_cube(
     k: usize,
     tile_width: usize,
 ) -> Result<(usize, usize), TopKError> {
+    let cube = candidate_cube(hardware, None, layout.rows, k)?;
     let plane = hardware.plane_size_max.max(1) as usize;
     let lists = layout.len.div_ceil(tile_width.max(1));
     let sorted =
         two_stage::sorted_merge_capacity(hardware, lists * k, SORTED_MERGE_UNITS).is_some();
-    if sorted && layout.rows < processors(hardware) && SORTED_MERGE_UNITS.is_multiple_of(plane) {
+    if sorted && cube.0 > SORTED_MERGE_UNITS && SORTED_MERGE_UNITS.is_multiple_of(plane) {
         let planes = (SORTED_MERGE_UNITS / plane) as u32;
-        if let Ok(cube) = candidate_cube(hardware, Some(planes), layout.rows, k) {
-            return Ok(cube);
+        if let Ok(smaller) = candidate_cube(hardware, Some(planes), layout.rows, k) {
+            return Ok(smaller);
         }
     }
-    candidate_cube(hardware, None, layout.rows, k)
+    Ok(cube)
 }
 
 /// Elements per unit per batch, from explicit vectors per unit (of up to 4 elements each:
