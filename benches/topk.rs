@@ -205,8 +205,8 @@ fn main() {
                     "{dt:>5} {batch:>4} {vocab:>8} {k:>5} {name:>10} {device_us:>10.1} {wall_us:>10.1} {host_us:>10.1} {gbps:>8.0} {pct:>6.0}%"
                 );
                 csv.push_str(&format!(
-                            "{dt},{batch},{vocab},{k},{name},{device_us:.2},{wall_us:.2},{host_us:.2},{gbps:.1},{pct:.1}\n"
-                        ));
+                    "{dt},{batch},{vocab},{k},{name},{device_us:.2},{wall_us:.2},{host_us:.2},{gbps:.1},{pct:.1}\n"
+                ));
             }
         }
     }
