@@ -6,7 +6,8 @@
 //! in `--dtype` (f32 unless given). A
 //! strategy name may carry tuning after slashes: `streaming/p=16/v=8` (planes per cube, vectors
 //! per unit), `two-stage/w=8192/p=8` (tile width, planes per cube), `radix/d=10/w=16384/p=8`
-//! (digit bits, tile width, planes per cube).
+//! (digit bits, tile width, planes per cube). `floor/p=8` and `floor/w=4096/p=8` time kernels that
+//! only read the rows in streaming's and two-stage's launch shapes (f32 only; see `floor`).
 //!
 //! - device time: the GPU time of `n` calls queued behind a ~1 ms busy kernel (so host launch
 //!   gaps are hidden), minus the busy kernel alone, divided by `n`; median of several samples;
@@ -27,12 +28,19 @@ use cubecl::Runtime;
 use std::time::{Duration, Instant};
 
 mod common;
+mod floor;
 
 use common::{Device, Plain as B, Rt};
 
+/// What a bench line times: a top-k strategy, or a floor of reads alone.
+enum Entry {
+    TopK(Strategy),
+    Floor(floor::Floor),
+}
+
 struct Args {
     quick: bool,
-    strategies: Vec<(String, Strategy)>,
+    strategies: Vec<(String, Entry)>,
     shapes: Option<Vec<(usize, usize, usize)>>,
     /// The dtype of the listed shapes.
     dtype: DType,
@@ -90,7 +98,13 @@ fn args() -> Args {
     }
     let strategies = names
         .split(',')
-        .map(|n| (n.to_string(), parse_strategy(n)))
+        .map(|n| {
+            let entry = match floor::Floor::parse(n) {
+                Some(floor) => Entry::Floor(floor),
+                None => Entry::TopK(parse_strategy(n)),
+            };
+            (n.to_string(), entry)
+        })
         .collect();
     Args {
         quick,
@@ -167,20 +181,36 @@ fn main() {
             .map(|c| all.clone().narrow(0, c * batch, batch))
             .collect();
         for &k in ks.iter().filter(|&&k| k <= vocab) {
-            for (name, strategy) in &args.strategies {
-                if *strategy == Strategy::BurnBuiltin && (batch > 8 || vocab > 128 << 10) {
+            for (name, entry) in &args.strategies {
+                let builtin = matches!(entry, Entry::TopK(Strategy::BurnBuiltin));
+                if builtin && (batch > 8 || vocab > 128 << 10) {
                     continue; // a host sort: minutes on the large shapes
                 }
-                let options = TopKOptions::largest().with_strategy(*strategy);
-                let heavy = bytes >= 64 << 20 || *strategy == Strategy::BurnBuiltin;
+                if matches!(entry, Entry::Floor(_))
+                    && (dtype != DType::F32 || vocab % 4 != 0 || Some(&k) != ks.first())
+                {
+                    continue; // the floor reads f32 in vectors of 4, the same for every k
+                }
+                let heavy = bytes >= 64 << 20 || builtin;
                 let calls = if heavy { 3 } else { 10 };
                 let samples = if heavy { 3 } else { 9 };
                 let mut next = 0usize;
                 let mut call = || {
                     let input = inputs[next % copies].clone();
                     next += 1;
-                    let _ = input.top_k_with(k, 1, options);
+                    match entry {
+                        Entry::TopK(strategy) => {
+                            let options = TopKOptions::largest().with_strategy(*strategy);
+                            let _ = input.top_k_with(k, 1, options);
+                        }
+                        Entry::Floor(floor) => {
+                            let _ = floor.run(input);
+                        }
+                    }
                 };
+                if let Entry::Floor(floor) = entry {
+                    floor.check(inputs[0].clone());
+                }
                 // Warm up: compile the kernels, fill the memory pools.
                 for _ in 0..3 {
                     call();
