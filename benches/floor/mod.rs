@@ -149,14 +149,21 @@ impl Floor {
         let device = input.device.clone();
         let width = 4usize;
         assert_eq!(len % width, 0, "the floor reads rows in vectors of 4");
-        let plane = client.properties().hardware.plane_size_max as usize;
+        let hardware = &client.properties().hardware;
+        let plane = hardware.plane_size_max as usize;
         let units = self.planes * plane;
+        assert!(
+            units <= hardware.max_units_per_cube as usize,
+            "floor: {units} units exceed the device's cube"
+        );
         let row_vectors = len / width;
         let tile = self
             .tile_width
-            .map_or(row_vectors, |w| (w / width).min(row_vectors));
+            .map_or(row_vectors, |w| (w / width).clamp(1, row_vectors));
         let tiles = row_vectors.div_ceil(tile);
         let cubes = count * tiles;
+        // One grid axis, within every runtime's limit.
+        assert!(cubes <= u16::MAX as usize, "floor: {cubes} cubes, too many");
         let tile_maxima = Tensor::<B, 1>::empty([cubes], &device)
             .into_primitive()
             .tensor();
