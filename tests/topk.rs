@@ -1088,10 +1088,10 @@ fn two_stage_merge_paths() {
 }
 
 /// Two-stage tiles of one batch (16 elements per unit) in cubes of 512 and 1024 units at k above
-/// the register ranking's 64 (65, and around a quarter of the units): each tile is loaded once,
-/// primes the buffer's threshold and is offered once. Random, tied, sorted, constant and special
-/// rows; two rows whose last tile is short and whose length is no multiple of the vector width;
-/// both directions.
+/// the register ranking's 64 (65, and 127–129 or 255–257): each tile is loaded once, primes the
+/// buffer's threshold and is offered once. Random, tied, sorted, constant and special rows; two
+/// rows whose last tile is short, of a length that takes vectors of 4 and of an odd one (scalar
+/// loads); both directions.
 #[test]
 fn two_stage_single_batch_tiles() {
     use cubecl::Runtime;
@@ -1099,38 +1099,40 @@ fn two_stage_single_batch_tiles() {
     let hardware = gpu::Rt::client(&device).properties().hardware.clone();
     let plane = hardware.plane_size_max as usize;
     let mut rng = rng("single-batch tiles");
-    let (rows, len) = (2usize, 40003usize);
-    let n = rows * len;
-    let ascending: Vec<f32> = (0..n).map(|i| (i % len) as f32).collect();
-    let descending: Vec<f32> = (0..n).map(|i| -((i % len) as f32)).collect();
-    let data = [
-        ("random", random_values(&mut rng, n)),
-        ("ties", few_values(&mut rng, n)),
-        ("ascending", ascending),
-        ("descending", descending),
-        ("constant", vec![0.5f32; n]),
-        ("sparse specials", sparse_specials(&mut rng, n)),
-    ];
-    for units in [512usize, 1024] {
-        if units % plane != 0 || units > hardware.max_units_per_cube as usize {
-            println!("{units} units: not a cube this device takes");
-            continue;
-        }
-        // One batch of 16 elements per unit.
-        let strategy = Strategy::TwoStage(TwoStageParams {
-            tile_width: Some(units * 16),
-            planes_per_cube: Some((units / plane) as u32),
-        });
-        for k in [65usize, units / 4 - 1, units / 4, units / 4 + 1] {
-            for (name, values) in &data {
-                for largest in [true, false] {
-                    check_tensor(
-                        tensor::<Fused, 2>(values.clone(), [rows, len], &device),
-                        k,
-                        1,
-                        TopKOptions { largest, strategy },
-                        &format!("{units} units: {name} k={k} largest={largest}"),
-                    );
+    let rows = 2usize;
+    for len in [40000usize, 40003] {
+        let n = rows * len;
+        let ascending: Vec<f32> = (0..n).map(|i| (i % len) as f32).collect();
+        let descending: Vec<f32> = (0..n).map(|i| -((i % len) as f32)).collect();
+        let data = [
+            ("random", random_values(&mut rng, n)),
+            ("ties", few_values(&mut rng, n)),
+            ("ascending", ascending),
+            ("descending", descending),
+            ("constant", vec![0.5f32; n]),
+            ("sparse specials", sparse_specials(&mut rng, n)),
+        ];
+        for units in [512usize, 1024] {
+            if units % plane != 0 || units > hardware.max_units_per_cube as usize {
+                println!("{units} units: not a cube this device takes");
+                continue;
+            }
+            // One batch of 16 elements per unit.
+            let strategy = Strategy::TwoStage(TwoStageParams {
+                tile_width: Some(units * 16),
+                planes_per_cube: Some((units / plane) as u32),
+            });
+            for k in [65usize, units / 4 - 1, units / 4, units / 4 + 1] {
+                for (name, values) in &data {
+                    for largest in [true, false] {
+                        check_tensor(
+                            tensor::<Fused, 2>(values.clone(), [rows, len], &device),
+                            k,
+                            1,
+                            TopKOptions { largest, strategy },
+                            &format!("{units} units: {name} {rows}x{len} k={k} largest={largest}"),
+                        );
+                    }
                 }
             }
         }
