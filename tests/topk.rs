@@ -994,7 +994,9 @@ fn reference_semantics() {
 /// then primes with several entries), sorted rows (every batch beats the threshold, so the buffer
 /// overflows again and again), constant rows (every priming entry ties), rows with a few NaN,
 /// infinities and zeros (k = 50 primes from one key per unit, a running max that may pass over a
-/// NaN), tiles that start mid-batch, and the smallest direction.
+/// NaN), tiles that start mid-batch, and the smallest direction. Rows whose best 1024 elements
+/// all lie in the priming sample, one per unit (every fourth element from the start): there a
+/// threshold primed above the sample's k-th best would let fewer than k through.
 #[test]
 fn priming_and_overflow() {
     let device = gpu_device();
@@ -1015,7 +1017,12 @@ fn priming_and_overflow() {
         let ties = few_values(&mut rng, len);
         let constant = vec![1.5f32; len];
         let sparse = sparse_specials(&mut rng, len);
+        let mut best_in_sample = random_values(&mut rng, len);
+        for (i, value) in best_in_sample.iter_mut().step_by(4).take(1024).enumerate() {
+            *value = 1000.0 + i as f32;
+        }
         for (data, values) in [
+            ("best in sample", &best_in_sample),
             ("ascending", &ascending),
             ("descending", &descending),
             ("random", &random),
