@@ -16,6 +16,8 @@
 #   bash benches/gpu.sh sampling   # sampling bench + torch's composition
 #   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
 #   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
+#   bash benches/gpu.sh rawfloor   # benches/read_floor.cu: the hand-written CUDA floor of each launch
+#                                  # shape, then ncu's time for its main shapes
 #   bash benches/gpu.sh regs       # registers, stack and spills (ptxas -v) of every kernel one
 #                                  # bench call compiles (SHAPE B:V:K, STRATEGY, BENCH)
 #                                  # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
@@ -155,6 +157,16 @@ for r in rows[h + 1:]:
     if len(r) > samples:
         print(r[0][-5:], r[samples], r[executed], r[source][:70])
 PY
+    ;;
+  rawfloor)
+    /usr/local/cuda/bin/nvcc -O3 -arch=sm_90a -o /tmp/read_floor benches/read_floor.cu
+    timeout 120 /tmp/read_floor > "$OUT/rawfloor.txt" 2>&1
+    echo "rawfloor rc=$?" >> "$summary"
+    timeout 60 ncu --clock-control none --metrics \
+      gpu__time_duration.sum,dram__bytes_read.sum,smsp__inst_executed.sum,launch__registers_per_thread \
+      --kernel-name regex:read_part --launch-skip 30 --launch-count 6 /tmp/read_floor ncu \
+      > "$OUT/rawfloor-ncu.txt" 2>&1
+    echo "rawfloor ncu rc=$?" >> "$summary"
     ;;
   regs)
     # CubeCL's compilation log holds each kernel's CUDA source and parameters; nvcc compiles
