@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
-#include "read_row.cuh"
+#include "read_part.cuh"
 #include <vector>
 
 __device__ __forceinline__ unsigned key_of(float f) {
@@ -389,10 +389,10 @@ int main() {
   float* outv; cudaMalloc(&outv, maxb * 4096 * 4);
   int* outi; cudaMalloc(&outi, maxb * 4096 * 4);
   long long* ts; cudaMalloc(&ts, 64);
-  float* out; cudaMalloc(&out, 4);
-  printf("empty-ish 1 block: %.1f us\n", time_it([&](int i) { readrow<1><<<1, 1024>>>(x, 256, out); }));
+  float* out; cudaMalloc(&out, maxb * 4);
+  printf("empty-ish 1 block: %.1f us\n", time_it([&](int i) { read_part<1><<<1, 1024>>>(x, 256, 1, out); }));
   for (int b : {1, 64, 256}) {
-    printf("read_row 1024x4: b %3d %.1f us\n", b, time_it([&](int i) { readrow<4><<<b, 1024>>>(x + (size_t)(i % ROT) * b * maxlen / 4, maxlen / 4, out); }));
+    printf("read_part 1024x4: b %3d %.1f us\n", b, time_it([&](int i) { read_part<4><<<b, 1024>>>(x + (size_t)(i % ROT) * b * maxlen / 4, maxlen / 4, 1, out); }));
     for (int k : {1, 50, 256}) {
       case_<1024, 4, 4096, 2>(hx.data(), x, b, maxlen, k, outv, outi, ts, ghz);
       case_<1024, 4, 3072, 0>(hx.data(), x, b, maxlen, k, outv, outi, ts, ghz);
