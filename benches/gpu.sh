@@ -16,11 +16,11 @@
 #   bash benches/gpu.sh sampling   # sampling bench + torch's composition
 #   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
 #   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
+#                                  # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
 #   bash benches/gpu.sh rawfloor   # benches/read_floor.cu: the hand-written CUDA floor of each launch
 #                                  # shape, then ncu's time for its main shapes
 #   bash benches/gpu.sh regs       # registers, stack and spills (ptxas -v) of every kernel one
 #                                  # bench call compiles (SHAPE B:V:K, STRATEGY, BENCH)
-#                                  # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
 #   bash benches/gpu.sh pack       # all logs into $OUT/logs.tgz (the device tool returns 8 files)
 #
 # Needs `.gpu` from ../shared/tools/gpu-bundle.sh (BUNDLE_EXAMPLES=1 for the example; binaries may
