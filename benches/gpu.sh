@@ -164,7 +164,7 @@ PY
     echo "rawfloor rc=$?" >> "$summary"
     timeout 60 ncu --clock-control none --metrics \
       gpu__time_duration.sum,dram__bytes_read.sum,smsp__inst_executed.sum,launch__registers_per_thread \
-      --kernel-name regex:read_part --launch-skip 30 --launch-count 6 /tmp/read_floor ncu \
+      --kernel-name regex:read_part --launch-skip 40 --launch-count 8 /tmp/read_floor ncu \
       > "$OUT/rawfloor-ncu.txt" 2>&1
     echo "rawfloor ncu rc=$?" >> "$summary"
     ;;

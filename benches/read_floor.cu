@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   for (size_t off = 0; off < ROW_FLOATS; off += chunk.size())
     CK(cudaMemcpy((float*)X + off, chunk.data(), chunk.size() * 4, cudaMemcpyHostToDevice));
   if (argc > 1) {  // a few launches of the main shapes, for ncu
-    for (int i = 0; i < 30; i++) { call<8>(64, 1024, 1, i); call<8>(64, 512, 2, i); call<16>(64, 512, 1, i); }
+    for (int i = 0; i < 30; i++) { call<8>(64, 1024, 1, i); call<8>(64, 512, 2, i); call<16>(64, 512, 1, i); call<8>(256, 1024, 1, i); }
     CK(cudaDeviceSynchronize());
     return 0;
   }
