@@ -33,7 +33,8 @@
 use crate::kernels::philox::philox_first_word;
 use crate::kernels::primitives::{converge_planes, cube_exclusive_sum, linear_unit, order_key};
 use crate::kernels::wide::{
-    cube_exclusive_sum_wide, wide_add, wide_div_ceil, wide_ge, wide_mul, wide_scale, wide_sub,
+    cube_exclusive_sum_wide, draw_point, top_p_target, wide_add, wide_div_ceil, wide_ge, wide_mul,
+    wide_sub,
 };
 use crate::sampling::reference::DRAW_CLASSES;
 use cubecl::prelude::*;
@@ -437,10 +438,9 @@ fn radix_search<F: Float>(
                 decision[TOTAL_LO] = total_lo;
             }
             if by_mass && target_from_total {
-                let (h, l, round_up) = wide_scale(total_hi, total_lo, target_fraction);
-                let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
+                let (h, l) = top_p_target(total_hi, total_lo, target_fraction);
                 remaining_hi = h;
-                remaining_lo = select(h == 0u32 && l == 0u32, 1u32, l);
+                remaining_lo = l;
             }
         }
         let (end_hi, end_lo) = wide_add(before_hi, before_lo, run_hi, run_lo);
@@ -732,10 +732,9 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
                 base_hi = total_hi;
                 base_lo = total_lo;
             }
-            let (h, l, round_up) = wide_scale(base_hi, base_lo, fraction);
-            let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
+            let (h, l) = top_p_target(base_hi, base_lo, fraction);
             target_hi = h;
-            target_lo = select(h == 0u32 && l == 0u32, 1u32, l);
+            target_lo = l;
         }
         radix_search::<F>(
             input,
@@ -897,8 +896,7 @@ pub fn sampling_kernel<F: Float, P: Float, I: Int>(
             params.key0,
             params.key1,
         );
-        let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
-        let (draw_hi, draw_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
+        let (draw_hi, draw_lo) = draw_point(random, sum_hi, sum_lo);
         let (end_hi, end_lo) = wide_add(before_hi, before_lo, class_hi, class_lo);
         if unit < DRAW_BINS
             && wide_ge(draw_hi, draw_lo, before_hi, before_lo)

@@ -36,7 +36,7 @@ use crate::kernels::sampling::{
 };
 use crate::kernels::streaming::offer_row;
 use crate::kernels::wide::{
-    cube_exclusive_sum_wide, wide_add, wide_ge, wide_mul, wide_scale, wide_sub,
+    cube_exclusive_sum_wide, draw_point, top_p_target, wide_add, wide_ge, wide_sub,
 };
 use cubecl::prelude::*;
 
@@ -183,9 +183,7 @@ fn draw_one_per_unit<I: Int>(
                 before_lo = l;
             }
         }
-        // r = floor(random * total / 2^32), as in `sampling_kernel`.
-        let (scaled_hi, scaled_lo) = wide_mul(random, total_hi);
-        let (r_hi, r_lo) = wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(total_lo));
+        let (r_hi, r_lo) = draw_point(random, total_hi, total_lo);
         let (end_hi, end_lo) = wide_add(before_hi, before_lo, 0u32, weight);
         if wide_ge(r_hi, r_lo, before_hi, before_lo) && !wide_ge(r_hi, r_lo, end_hi, end_lo) {
             tokens[row] = I::cast_from(((position & 0x00FF_FFFFu32) << 8u32) | (position >> 24u32));
@@ -561,10 +559,7 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
             base_hi = total_hi;
             base_lo = total_lo;
         }
-        let (h, l, round_up) = wide_scale(base_hi, base_lo, fraction);
-        let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
-        let target_hi = h;
-        let target_lo = select(h == 0u32 && l == 0u32, 1u32, l);
+        let (target_hi, target_lo) = top_p_target(base_hi, base_lo, fraction);
         let mut run_hi = before_hi;
         let mut run_lo = before_lo;
         #[unroll]
@@ -649,10 +644,7 @@ fn sample_candidates<F: Float, P: Float, I: Int, N: Size>(
                 let (at_hi, at_lo, sum_hi, sum_lo) =
                     cube_exclusive_sum_wide(bin_hi, bin_lo, &mut scratch);
                 if pass == 0u32 {
-                    // r = floor(random * total / 2^32), as in `sampling_kernel`.
-                    let (scaled_hi, scaled_lo) = wide_mul(random, sum_hi);
-                    let (draw_hi, draw_lo) =
-                        wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(sum_lo));
+                    let (draw_hi, draw_lo) = draw_point(random, sum_hi, sum_lo);
                     rem_hi = draw_hi;
                     rem_lo = draw_lo;
                 }

@@ -118,3 +118,20 @@ fn combine_pieces(hi: u32, mid: u32, low: u32) -> (u32, u32) {
     let (h, l) = wide_add(hi, 0u32, mid >> 16u32, mid << 16u32);
     wide_add(h, l, 0u32, low)
 }
+
+/// `floor(random × total / 2^32)`: where a 32-bit random fraction falls in a 64-bit mass. Every
+/// sampling path draws with it, so a seed gives the same token whichever path runs.
+#[cube]
+pub fn draw_point(random: u32, total_hi: u32, total_lo: u32) -> (u32, u32) {
+    let (scaled_hi, scaled_lo) = wide_mul(random, total_hi);
+    wide_add(scaled_hi, scaled_lo, 0u32, random.mul_hi(total_lo))
+}
+
+/// The mass a top-p of `fraction` (a 32-bit binary fraction of `p`) must reach within `base`:
+/// `ceil(base × p)`, at least 1.
+#[cube]
+pub fn top_p_target(base_hi: u32, base_lo: u32, fraction: u32) -> (u32, u32) {
+    let (h, l, round_up) = wide_scale(base_hi, base_lo, fraction);
+    let (h, l) = wide_add(h, l, 0u32, select(round_up, 1u32, 0u32));
+    (h, select(h == 0u32 && l == 0u32, 1u32, l))
+}

@@ -1205,7 +1205,7 @@ fn tokens_and_validity<B: SamplingBackend>(
     (to_vec_i64(tokens), to_vec_i64(valid.int()))
 }
 
-/// The per-row top-p of [`path_modes`]' "per-row" mode, by row mod 4: 1.5 makes a row invalid.
+/// The per-row top-p of [`path_modes`]' "per-row" modes, by row mod 4: 1.5 makes a row invalid.
 const PER_ROW_TOP_P: [f32; 4] = [0.9, 1.0, 0.5, 1.5];
 
 /// The modes `fast_path_agrees` runs with each top-k: temperatures, top-p (sequential and joint),
@@ -1215,6 +1215,20 @@ fn path_modes<B: SamplingBackend>(
     device: &B::Device,
 ) -> Vec<(&'static str, SamplingParams<B>)> {
     let seeds: Vec<i64> = (0..rows as i64).map(|r| 7 * r + 1).collect();
+    let per_row = SamplingParams::new()
+        .seed_per_row(ints::<B>(seeds, device))
+        .temperature_per_row(floats::<B>(
+            (0..rows).map(|r| [1.0, 0.0, 0.7][r % 3]).collect(),
+            device,
+        ))
+        .top_p_per_row(floats::<B>(
+            (0..rows).map(|r| PER_ROW_TOP_P[r % 4]).collect(),
+            device,
+        ))
+        .min_p_per_row(floats::<B>(
+            (0..rows).map(|r| [0.0, 0.05][r % 2]).collect(),
+            device,
+        ));
     vec![
         ("top-k", SamplingParams::new().seed(11)),
         (
@@ -1227,24 +1241,9 @@ fn path_modes<B: SamplingBackend>(
             SamplingParams::new().top_p(0.3).joint().temperature(2.0),
         ),
         ("min-p", SamplingParams::new().min_p(0.2).offset(3)),
-        (
-            "per-row",
-            SamplingParams::new()
-                .seed_per_row(ints::<B>(seeds, device))
-                .temperature_per_row(floats::<B>(
-                    (0..rows).map(|r| [1.0, 0.0, 0.7][r % 3]).collect(),
-                    device,
-                ))
-                .top_p_per_row(floats::<B>(
-                    (0..rows).map(|r| PER_ROW_TOP_P[r % 4]).collect(),
-                    device,
-                ))
-                .min_p_per_row(floats::<B>(
-                    (0..rows).map(|r| [0.0, 0.05][r % 2]).collect(),
-                    device,
-                ))
-                .joint(),
-        ),
+        // Sequential, the fused kernel samples (joint reads the row again, the candidate kernel).
+        ("per-row, sequential", per_row.clone()),
+        ("per-row", per_row.joint()),
     ]
 }
 
@@ -1313,7 +1312,7 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
     let cases: &[(usize, usize, &[usize])] = &[
         (5, 1, &[1, 3]),
         (4, 7, &[1, 2, 7, 9]),
-        (6, 300, &[1, 2, 50, 299, 300]),
+        (6, 300, &[1, 2, 50, 64, 299, 300]),
         (3, 1001, &[1, 50, 1000, 1001]),
         (2, 5000, &[1, 50, 4096, 4097]),
         (2, 70_000, &[1, 50, 4096, 5000]),
@@ -1365,7 +1364,7 @@ fn fast_path_agrees<B: SamplingBackend>(device: &B::Device) {
                 let what = format!("masked, {mode}, vocab {vocab}, k {k}");
                 let got = all_paths(&values, rows, &params, k, device, &what);
                 let valid: Vec<i64> = (0..rows)
-                    .map(|r| i64::from(mode != "per-row" || PER_ROW_TOP_P[r % 4] <= 1.0))
+                    .map(|r| i64::from(!mode.starts_with("per-row") || PER_ROW_TOP_P[r % 4] <= 1.0))
                     .collect();
                 assert_unmasked(&values, &got, &valid, f32::NEG_INFINITY, &what);
             }
