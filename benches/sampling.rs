@@ -1,9 +1,12 @@
 //! Times sampling on a grid of shapes, each mode, next to the naive Burn composition.
 //!
 //! `cargo bench --bench sampling -- [--quick] [--csv FILE] [--naive-limit-s 2] [--naive-all]
-//! [--shapes B:V,...] [--modes NAME,...]` on the runtime the features select (CUDA with
-//! `--features cuda`, else wgpu). `--quick` (or `BURN_TOPK_BENCH_QUICK=1`) runs a tiny grid, for
-//! CPU adapters such as lavapipe; `--shapes` and `--modes` narrow the grid (mode names as printed).
+//! [--shapes B:V,...] [--modes NAME,...] [--top-k-strategy NAME]` on the runtime the features
+//! select (CUDA with `--features cuda`, else wgpu). `--quick` (or `BURN_TOPK_BENCH_QUICK=1`) runs a
+//! tiny grid, for CPU adapters such as lavapipe; `--shapes` and `--modes` narrow the grid (mode
+//! names as printed); `--top-k-strategy` pins the top-k of the modes that have one
+//! (`SamplingParams::top_k_strategy`, names as the top-k bench's: `streaming` runs the sampling in
+//! the streaming kernel's launch where it fits, at any batch).
 //!
 //! - device: GPU time of one call (`client.profile`, CubeBackend without fusion): calls queued
 //!   behind a busy kernel so the host's launch gaps are hidden, minus the busy kernel alone, per
@@ -23,6 +26,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
+use burn_topk::Strategy;
 use burn_topk::sampling::{SampleExt, SamplingParams};
 use std::io::Write;
 use std::time::Instant;
@@ -46,6 +50,7 @@ struct Args {
     naive_all: bool,
     shapes: Option<Vec<(usize, usize)>>,
     modes: Option<Vec<String>>,
+    top_k_strategy: Option<Strategy>,
 }
 
 fn args() -> Args {
@@ -55,6 +60,7 @@ fn args() -> Args {
     let mut naive_all = false;
     let mut shapes = None;
     let mut modes = None;
+    let mut top_k_strategy = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -79,6 +85,10 @@ fn args() -> Args {
                 let list = it.next().expect("--modes NAME,...");
                 modes = Some(list.split(',').map(str::to_string).collect())
             }
+            "--top-k-strategy" => {
+                let name = it.next().expect("--top-k-strategy NAME");
+                top_k_strategy = Some(Strategy::from_name(&name).expect("a strategy name"))
+            }
             "--naive-limit-s" => {
                 naive_limit_s = it
                     .next()
@@ -95,6 +105,7 @@ fn args() -> Args {
         naive_all,
         shapes,
         modes,
+        top_k_strategy,
     }
 }
 
@@ -261,6 +272,13 @@ fn main() {
             {
                 continue;
             }
+            let (plain_params, fused_params) = match (args.top_k_strategy, top_k) {
+                (Some(strategy), Some(_)) => (
+                    plain_params.top_k_strategy(strategy),
+                    fused_params.top_k_strategy(strategy),
+                ),
+                _ => (plain_params, fused_params),
+            };
             // The first call may autotune the top-k of the fast path: outside the timing.
             let _ = plain.clone().sample(&plain_params);
             Plain::sync(&device).expect("sync");
