@@ -1241,7 +1241,8 @@ fn path_modes<B: SamplingBackend>(
             SamplingParams::new().top_p(0.3).joint().temperature(2.0),
         ),
         ("min-p", SamplingParams::new().min_p(0.2).offset(3)),
-        // Sequential, the fused kernel samples (joint reads the row again, the candidate kernel).
+        // Without the joint order, per-row parameters reach the fused kernel; with it, the row is
+        // read again in the candidate kernel.
         ("per-row, sequential", per_row.clone()),
         ("per-row", per_row.joint()),
     ]
