@@ -3,8 +3,9 @@
 # mode fits the 10-minute call limit. Logs go to $OUT.
 #
 #   bash benches/gpu.sh tests      # the CUDA test binary in parallel groups (one process each,
-#                                  # its own autotune cache), the example, and the wgpu test
-#                                  # binary through Vulkan if .gpu/wgpu-test-topk and .gl are carried
+#                                  # its own autotune cache; each sampling test a group of its own;
+#                                  # ONLY=prefix runs the groups so named), the example, and the wgpu
+#                                  # test binary through Vulkan if .gpu/wgpu-test-topk and .gl are carried
 #   bash benches/gpu.sh bench      # top-k bench (STRATEGIES, default auto; SHAPES B:V:K,... in DTYPE,
 #                                  # default f32, or the whole grid) + torch.topk on the same shapes
 #                                  # + the table
@@ -14,6 +15,8 @@
 #   bash benches/gpu.sh compile    # each candidate's first-call cost, twice: NVRTC + PTX load, then
 #                                  # with CubeCL's PTX cache filled (the driver's JIT cache off)
 #   bash benches/gpu.sh sampling   # sampling bench + torch's composition
+#   bash benches/gpu.sh sampling-ab  # same-call A/B of .gpu/bench-sampling-<side> for SIDES (ROUNDS,
+#                                  # SAMPLING_SHAPES B:V,..., MODES, TOPK_STRATEGY): best round, side by side
 #   bash benches/gpu.sh kernels    # ncu: GPU time of each kernel of a few calls (SHAPE, STRATEGY)
 #   bash benches/gpu.sh profile    # ncu stall samples per SASS instruction of one kernel
 #                                  # (KERNEL regex, SHAPE B:V:K, STRATEGY; see NOTES.md)
@@ -47,6 +50,7 @@ shapes_arg=()
 # cache, so the groups compile their kernels in parallel.
 test_group() {
   local binary=$1 name=$2; shift 2
+  [[ -n ${ONLY:-} && $name != "$ONLY"* ]] && return
   local dir=/tmp/tests-$name
   mkdir -p "$dir" && touch "$dir/Cargo.toml"
   ( cd "$dir" && timeout "${TEST_TIMEOUT:-480}" "$repo/$binary" --test-threads=1 "$@" \
@@ -61,7 +65,11 @@ case $mode in
     test_group $t family kernel_family_shapes
     test_group $t matrix fused_matrix
     test_group $t rows priming_and_overflow radix_select_by_digit row_alone
-    test_group $t sampling sampling
+    # The sampling tests are the suite's longest group run one after another (325 s on the H100):
+    # a process each.
+    for name in $($t --list 2>/dev/null | sed -n 's/^sampling::\([a-z0-9_]*\): test$/\1/p'); do
+      test_group $t "sampling-$name" --exact "sampling::$name"
+    done
     timeout 120 $t runtime_report --nocapture > "$OUT/cuda-adapter.log" 2>&1
     test_group $t grid rows_beyond_one_grid_axis
     test_group $t rest --skip kernel_family_shapes --skip fused_matrix --skip priming_and_overflow \
@@ -104,6 +112,26 @@ case $mode in
     groups=()
     for side in $sides; do groups+=(--side "$side" "$OUT"/ab-$side-*.csv); done
     python3 benches/compare_ab.py "${groups[@]}" > "$OUT/ab.md" 2>&1
+    ;;
+  sampling-ab)
+    # Same-call A/B of the sampling bench: .gpu/bench-sampling-<side> for each of SIDES, alternating,
+    # ROUNDS each, without the naive path; the table puts the best round of each side next to the
+    # first side's.
+    sides=${SIDES:-base new}
+    args=(--naive-limit-s 0)
+    [[ -n ${SAMPLING_SHAPES:-} ]] && args+=(--shapes "$SAMPLING_SHAPES")
+    [[ -n ${MODES:-} ]] && args+=(--modes "$MODES")
+    [[ -n ${TOPK_STRATEGY:-} ]] && args+=(--top-k-strategy "$TOPK_STRATEGY")
+    for round in $(seq "${ROUNDS:-2}"); do
+      for side in $sides; do
+        timeout "${BENCH_TIMEOUT:-150}" .gpu/bench-sampling-$side --bench "${args[@]}" \
+          --csv "$OUT/sab-$side-$round.csv" > "$OUT/sab-$side-$round.log" 2>&1
+        echo "sampling ab $side round $round rc=$?" >> "$summary"
+      done
+    done
+    groups=()
+    for side in $sides; do groups+=(--side "$side" "$OUT"/sab-$side-*.csv); done
+    python3 benches/compare_ab.py "${groups[@]}" > "$OUT/sampling-ab.md" 2>&1
     ;;
   autotune)
     # AUTOTUNE_ARGS: e.g. "--dtype bf16" for one half of the grid.
@@ -182,7 +210,7 @@ PY
   pack)
     # The device tool brings back at most 8 files: everything in one archive, the summary and
     # the table beside it.
-    tar czf /tmp/logs.tgz -C "$OUT" . && find "$OUT" -type f ! -name summary.txt ! -name table.md ! -name ab.md -delete
+    tar czf /tmp/logs.tgz -C "$OUT" . && find "$OUT" -type f ! -name summary.txt ! -name table.md ! -name ab.md ! -name sampling-ab.md -delete
     mv /tmp/logs.tgz "$OUT/logs.tgz"
     ;;
 esac
