@@ -57,6 +57,24 @@ test_group() {
       > "$OUT/test-$name.log" 2>&1; echo "tests $name rc=$?" >> "$summary" ) &
 }
 
+# Same-call A/B: .gpu/<bench $1>-<side> run with arguments $4.. for each of SIDES (default
+# "base new"), alternating, ROUNDS each, the CSVs named <prefix $2>-<side>-<round>; table $3 puts
+# the best round of each side next to the first side's.
+ab_rounds() {
+  local bench=$1 prefix=$2 table=$3 round side groups=()
+  shift 3
+  local sides=${SIDES:-base new}
+  for round in $(seq "${ROUNDS:-2}"); do
+    for side in $sides; do
+      timeout "${BENCH_TIMEOUT:-150}" ".gpu/$bench-$side" --bench "$@" \
+        --csv "$OUT/$prefix-$side-$round.csv" > "$OUT/$prefix-$side-$round.log" 2>&1
+      echo "$prefix $side round $round rc=$?" >> "$summary"
+    done
+  done
+  for side in $sides; do groups+=(--side "$side" "$OUT"/$prefix-$side-*.csv); done
+  python3 benches/compare_ab.py "${groups[@]}" > "$OUT/$table" 2>&1
+}
+
 case $mode in
   tests)
     t=.gpu/test-topk
@@ -99,39 +117,15 @@ case $mode in
     python3 benches/compare.py "$OUT/ours.csv" "$OUT/torch.csv" > "$OUT/table.md" 2>&1
     ;;
   ab)
-    # Same-call A/B: .gpu/bench-topk-<side> for each of SIDES (default "base new"), alternating,
-    # ROUNDS each; the table puts the best round of each side next to the first side's.
-    sides=${SIDES:-base new}
-    for round in $(seq "${ROUNDS:-2}"); do
-      for side in $sides; do
-        timeout "${BENCH_TIMEOUT:-150}" .gpu/bench-topk-$side --bench --strategies "${STRATEGIES:-auto}" \
-          "${shapes_arg[@]}" --csv "$OUT/ab-$side-$round.csv" > "$OUT/ab-$side-$round.log" 2>&1
-        echo "ab $side round $round rc=$?" >> "$summary"
-      done
-    done
-    groups=()
-    for side in $sides; do groups+=(--side "$side" "$OUT"/ab-$side-*.csv); done
-    python3 benches/compare_ab.py "${groups[@]}" > "$OUT/ab.md" 2>&1
+    ab_rounds bench-topk ab ab.md --strategies "${STRATEGIES:-auto}" "${shapes_arg[@]}"
     ;;
   sampling-ab)
-    # Same-call A/B of the sampling bench: .gpu/bench-sampling-<side> for each of SIDES, alternating,
-    # ROUNDS each, without the naive path; the table puts the best round of each side next to the
-    # first side's.
-    sides=${SIDES:-base new}
+    # Without the naive path; SAMPLING_SHAPES B:V,..., MODES and TOPK_STRATEGY as the bench takes them.
     args=(--naive-limit-s 0)
     [[ -n ${SAMPLING_SHAPES:-} ]] && args+=(--shapes "$SAMPLING_SHAPES")
     [[ -n ${MODES:-} ]] && args+=(--modes "$MODES")
     [[ -n ${TOPK_STRATEGY:-} ]] && args+=(--top-k-strategy "$TOPK_STRATEGY")
-    for round in $(seq "${ROUNDS:-2}"); do
-      for side in $sides; do
-        timeout "${BENCH_TIMEOUT:-150}" .gpu/bench-sampling-$side --bench "${args[@]}" \
-          --csv "$OUT/sab-$side-$round.csv" > "$OUT/sab-$side-$round.log" 2>&1
-        echo "sampling ab $side round $round rc=$?" >> "$summary"
-      done
-    done
-    groups=()
-    for side in $sides; do groups+=(--side "$side" "$OUT"/sab-$side-*.csv); done
-    python3 benches/compare_ab.py "${groups[@]}" > "$OUT/sampling-ab.md" 2>&1
+    ab_rounds bench-sampling sab sampling-ab.md "${args[@]}"
     ;;
   autotune)
     # AUTOTUNE_ARGS: e.g. "--dtype bf16" for one half of the grid.
