@@ -24,8 +24,11 @@ def best(paths, columns):
         except OSError:
             continue
         names = reader.fieldnames or []
+        host = next((c for c in HOST_COLUMNS if c in names), None)
+        if host is None:
+            # Empty: a bench that died before its header.
+            continue
         columns.extend(c for c in KEY_COLUMNS if c in names and c not in columns)
-        host = next(c for c in HOST_COLUMNS if c in names)
         for r in rows:
             key = tuple(int(r[c]) if r[c].isdigit() else r[c] for c in KEY_COLUMNS if c in names)
             dev, wall = float(r["device_us"]), float(r[host])
